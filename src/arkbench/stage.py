@@ -1,0 +1,133 @@
+"""The one entry point every DVC stage script goes through.
+
+    # stages/pretrain.py
+    from arkbench.stage import stage_main
+    from arkbench.training.pretrain import run
+    stage_main("pretrain", run)
+
+`stage_main` validates the stage's params section (failing before any work),
+seeds everything, opens an MLflow run tagged with stage / profile / data source /
+git commit / DVC stage hash (grouped under one parent run per `dvc repro`), calls
+`run(params, ctx, **matrix)`, writes the returned metrics where DVC expects them
+(atomically), logs them to MLflow in one batch, and prints one summary line.
+Matrix values from dvc.yaml arrive as `--key value` arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ParamsError, globals_, params_path, read_params, stage_params
+from .utils import atomic_write_text, flatten
+
+log = logging.getLogger("arkbench")
+
+# Third-party libraries must stay quiet and offline unless the user opts in.
+for _k, _v in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
+               "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
+               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+               "GIT_PYTHON_REFRESH": "quiet"}.items():
+    os.environ.setdefault(_k, _v)
+
+
+@dataclass
+class StageContext:
+    """What a stage's `run` receives besides its params."""
+
+    stage: str                      # dvc stage name, e.g. "finetune@tiny-cola"
+    section: str                    # params section, e.g. "finetune"
+    profile: str
+    seed: int
+    matrix: dict[str, str] = field(default_factory=dict)
+    tracker: Any = None             # arkbench.tracking.Tracker (no-op when tracking is off)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.tracker is not None:
+            self.tracker.log_metrics(flatten(metrics), step=step)
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        if self.tracker is not None:
+            self.tracker.log_artifact(path)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _parse_matrix(argv: list[str]) -> tuple[dict[str, str], argparse.Namespace]:
+    ap = argparse.ArgumentParser(add_help=True)
+    ap.add_argument("--params-file", default=None)
+    ap.add_argument("--stage-name", default=None)
+    ns, rest = ap.parse_known_args(argv)
+    matrix: dict[str, str] = {}
+    it = iter(rest)
+    for tok in it:
+        if not tok.startswith("--"):
+            raise SystemExit(f"unexpected argument {tok!r}: matrix values come as --key value")
+        key = tok[2:].replace("-", "_")
+        try:
+            matrix[key] = next(it)
+        except StopIteration:
+            raise SystemExit(f"argument {tok} needs a value") from None
+    return matrix, ns
+
+
+def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | None = None,
+               metrics_path: str | None = None) -> dict:
+    """Run one DVC stage; see the module docstring. Returns the metrics."""
+    logging.basicConfig(level=os.environ.get("ARKBENCH_LOG", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    matrix, ns = _parse_matrix(sys.argv[1:] if argv is None else argv)
+    stage = ns.stage_name or section + ("@" + "-".join(matrix.values()) if matrix else "")
+    try:
+        params = stage_params(section, ns.params_file)
+        g = globals_(read_params(ns.params_file), params_path(ns.params_file))
+    except ParamsError as e:
+        print(f"[{stage}] bad params:\n{e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    seed_everything(g.seed)
+
+    from .tracking import open_tracker
+
+    t0 = time.time()
+    tracker = open_tracker(stage=stage, section=section, profile=g.profile,
+                           params=params.model_dump(mode="json"), matrix=matrix)
+    ctx = StageContext(stage=stage, section=section, profile=g.profile, seed=g.seed,
+                       matrix=matrix, tracker=tracker)
+    status = "FAILED"
+    try:
+        metrics = run(params, ctx, **matrix) or {}
+        status = "FINISHED"
+    finally:
+        if status != "FINISHED":
+            tracker.end(status)
+    flat = {k: v for k, v in flatten(metrics).items() if isinstance(v, (int, float))}
+    if metrics_path:
+        atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    tracker.log_metrics(flat)
+    tracker.end(status)
+    dt = time.time() - t0
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in list(flat.items())[:6])
+    print(f"[{stage}] done in {dt:.1f}s ({g.profile}){': ' + shown if shown else ''}", flush=True)
+    return metrics
