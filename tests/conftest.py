@@ -1,0 +1,31 @@
+"""Shared test fixtures. Tests never touch the network (see the env vars below)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+for _k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_k] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """Real data sets in their original layouts: $ARKBENCH_SHARED_DATA or ../shared/data."""
+    return Path(os.environ.get("ARKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"real data not found at {d} (set ARKBENCH_SHARED_DATA); CI has it at ../shared/data")
+    return d
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
