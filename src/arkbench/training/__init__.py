@@ -1,0 +1,1 @@
+"""Training loops shared by every encoder variant: MLM pre-training and fine-tuning."""

@@ -1,0 +1,96 @@
+"""Optimisers and learning-rate schedules shared by pre-training and fine-tuning.
+
+- AdamW (torch) with BERT's no-decay rule (biases and LayerNorm weights);
+- LAMB (You et al. 2020), used by the paper profile for large-batch pre-training;
+- warm-up then linear or polynomial decay (BERT / NVIDIA BERT).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+class Lamb(Optimizer):
+    """LAMB: Adam moments, update rescaled per tensor by the trust ratio ||w|| / ||update||."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6,
+                 weight_decay: float = 0.01):
+        if lr <= 0:
+            raise ValueError(f"LAMB lr={lr} must be > 0")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                m, v, t = state["m"], state["v"], state["step"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                update = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + group["eps"])
+                if group["weight_decay"]:
+                    update.add_(p, alpha=group["weight_decay"])
+                w_norm, u_norm = p.norm(), update.norm()
+                trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+                p.add_(update * trust, alpha=-group["lr"])
+        return loss
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """BERT's rule: no weight decay on biases, LayerNorm weights and 1-d parameters."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, name: str = "adamw", lr: float = 1e-4, weight_decay: float = 0.01,
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6) -> Optimizer:
+    groups = param_groups(model, weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    if name == "lamb":
+        return Lamb(groups, lr=lr, betas=betas, eps=eps)
+    raise ValueError(f"optimizer {name!r}: allowed 'adamw' or 'lamb'")
+
+
+def lr_lambda(step: int, warmup_steps: int, total_steps: int, schedule: str = "linear",
+              power: float = 1.0) -> float:
+    """Multiplier on the peak lr at `step` (0-based): linear warm-up, then decay to 0."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "polynomial":
+        return (1.0 - progress) ** power
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"lr schedule {schedule!r}: allowed constant, linear, polynomial, cosine")
+
+
+def build_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int,
+                    schedule: str = "linear", power: float = 1.0) -> LambdaLR:
+    lr_lambda(0, warmup_steps, total_steps, schedule, power)  # validate the name now
+    return LambdaLR(optimizer, lambda s: lr_lambda(s, warmup_steps, total_steps, schedule, power))
