@@ -93,12 +93,34 @@ def _parse_matrix(argv: list[str]) -> tuple[dict[str, str], argparse.Namespace]:
     return matrix, ns
 
 
+def _relaunch_under_torchrun(argv: list[str]) -> None:
+    """With ARKBENCH_NPROC_PER_NODE=N>1, re-run this stage script under torchrun.
+
+    torchrun (torch.distributed.run) starts N processes with RANK/WORLD_SIZE set;
+    training code picks them up in arkbench.training.distributed.init(). Multi-node
+    runs call torchrun themselves (--nnodes, --rdzv-endpoint) and skip this.
+    """
+    n = int(os.environ.get("ARKBENCH_NPROC_PER_NODE", "1") or 1)
+    if n <= 1 or "LOCAL_RANK" in os.environ:
+        return
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           sys.argv[0], *argv]
+    os.execv(sys.executable, cmd)
+
+
 def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | None = None,
-               metrics_path: str | None = None) -> dict:
-    """Run one DVC stage; see the module docstring. Returns the metrics."""
+               metrics_path: str | None = None, distributed: bool = False) -> dict:
+    """Run one DVC stage; see the module docstring. Returns the metrics.
+
+    `distributed=True` marks stages whose `run` supports torchrun (pre-training and
+    fine-tuning): they are relaunched under torchrun when ARKBENCH_NPROC_PER_NODE > 1.
+    """
     logging.basicConfig(level=os.environ.get("ARKBENCH_LOG", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
-    matrix, ns = _parse_matrix(sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    if distributed and argv is None:
+        _relaunch_under_torchrun(args)
+    matrix, ns = _parse_matrix(args)
     stage = ns.stage_name or section + ("@" + "-".join(matrix.values()) if matrix else "")
     try:
         params = stage_params(section, ns.params_file)
@@ -108,11 +130,13 @@ def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | 
         raise SystemExit(2) from None
     seed_everything(g.seed)
 
-    from .tracking import open_tracker
+    from .tracking import Tracker, open_tracker
 
     t0 = time.time()
-    tracker = open_tracker(stage=stage, section=section, profile=g.profile,
-                           params=params.model_dump(mode="json"), matrix=matrix)
+    is_main = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 reports
+    tracker = (open_tracker(stage=stage, section=section, profile=g.profile,
+                            params=params.model_dump(mode="json"), matrix=matrix)
+               if is_main else Tracker())
     ctx = StageContext(stage=stage, section=section, profile=g.profile, seed=g.seed,
                        matrix=matrix, tracker=tracker)
     status = "FAILED"
@@ -123,8 +147,10 @@ def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | 
         if status != "FINISHED":
             tracker.end(status)
     flat = {k: v for k, v in flatten(metrics).items() if isinstance(v, (int, float))}
-    if metrics_path:
-        atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    if not is_main:
+        return metrics
+    if metrics_path:  # may name matrix values: "metrics/finetune/{model}-{task}.json"
+        atomic_write_text(metrics_path.format(**matrix), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     tracker.log_metrics(flat)
     tracker.end(status)
     dt = time.time() - t0
