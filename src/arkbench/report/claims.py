@@ -1,0 +1,218 @@
+"""Load the claims registry, validate it, and compute each row's verdict."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import criteria
+
+CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
+PAPERS = ("oversmoothing", "sparsebert", "autobert_zero", "zerogen", "captioning")
+VERDICTS = ("pass", "fail", "not run", "inconclusive")
+
+
+def load_claims(path: str | Path | None = None) -> dict[str, Any]:
+    return yaml.safe_load(Path(path or CLAIMS_FILE).read_text()) or {}
+
+
+def validate_claims(doc: dict[str, Any]) -> list[str]:
+    """Every problem in a claims document (empty list when valid)."""
+    problems: list[str] = []
+    papers = doc.get("papers")
+    if not isinstance(papers, dict):
+        return ["top-level 'papers' mapping missing"]
+    for name in PAPERS:
+        if name not in papers:
+            problems.append(f"paper {name!r} missing")
+    seen: set[str] = set()
+    for pname, paper in papers.items():
+        if not isinstance(paper, dict) or not isinstance(paper.get("claims"), list) or not paper["claims"]:
+            problems.append(f"{pname}: needs a non-empty 'claims' list")
+            continue
+        if not paper.get("title"):
+            problems.append(f"{pname}: needs a 'title'")
+        for i, row in enumerate(paper["claims"]):
+            where = f"{pname}.claims[{i}]"
+            if not isinstance(row, dict):
+                problems.append(f"{where}: must be a mapping")
+                continue
+            where = f"{pname}:{row.get('id', i)}"
+            for key in ("id", "text", "paper", "ours", "criterion"):
+                if key not in row:
+                    problems.append(f"{where}: missing {key!r}")
+            extra = set(row) - {"id", "text", "paper", "ours", "criterion", "note"}
+            if extra:
+                problems.append(f"{where}: unknown field(s) {sorted(extra)}")
+            if row.get("id") in seen:
+                problems.append(f"{where}: duplicate id")
+            seen.add(row.get("id"))
+            paper_v = row.get("paper")
+            if not isinstance(paper_v, dict) or not (("value" in paper_v) or paper_v.get("statement")):
+                problems.append(f"{where}: 'paper' needs a value or a statement")
+                paper_v = {}
+            elif not paper_v.get("evidence"):
+                problems.append(f"{where}: 'paper.evidence' missing (which spec tag backs it?)")
+            value = paper_v.get("value")
+            if value is not None and not isinstance(value, (int, float)):
+                problems.append(f"{where}: paper.value must be a number")
+            ours = row.get("ours")
+            if not isinstance(ours, dict) or not isinstance(ours.get("file"), str) or not isinstance(ours.get("key"), str):
+                problems.append(f"{where}: 'ours' needs 'file' and 'key' strings")
+            problems += [f"{where}: {p}" for p in criteria.validate(row.get("criterion"), value)]
+    return problems
+
+
+# -- metrics lookup ---------------------------------------------------------------------
+class _Files:
+    """Reads metrics files relative to `root`, once each."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.cache: dict[str, Any] = {}
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).is_file()
+
+    def load(self, rel: str) -> Any:
+        if rel not in self.cache:
+            p = self.root / rel
+            if not p.is_file():
+                raise criteria.Inconclusive(f"{rel} not found")
+            try:
+                self.cache[rel] = json.loads(p.read_text())
+            except (OSError, ValueError) as e:
+                raise criteria.Inconclusive(f"{rel} is not valid JSON: {e}") from None
+        return self.cache[rel]
+
+    def get(self, rel: str, key: str) -> Any:
+        node = self.load(rel)
+        for part in key.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise criteria.Inconclusive(f"key {key!r} not in {rel}")
+        return node
+
+
+@dataclass
+class ClaimResult:
+    paper: str
+    paper_title: str
+    id: str
+    claim: str
+    paper_value: float | None
+    paper_unit: str
+    paper_statement: str
+    paper_evidence: str
+    ours: Any
+    source: dict[str, str]
+    criterion: dict[str, Any]
+    criterion_text: str
+    verdict: str
+    reason: str
+    profile: str
+    data_source: str
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def evaluate_claims(doc: dict[str, Any], root: str | Path = ".", profile: str = "unknown",
+                    data_source: str = "unknown") -> list[ClaimResult]:
+    """One :class:`ClaimResult` per row, in registry order."""
+    files = _Files(Path(root))
+    out: list[ClaimResult] = []
+    for pname, paper in (doc.get("papers") or {}).items():
+        for row in paper.get("claims") or []:
+            ours_spec = row["ours"]
+            crit = row["criterion"]
+            pv = row.get("paper") or {}
+            res = ClaimResult(
+                paper=pname, paper_title=paper.get("title", pname), id=row["id"], claim=row["text"],
+                paper_value=pv.get("value"), paper_unit=pv.get("unit", ""),
+                paper_statement=pv.get("statement", ""), paper_evidence=pv.get("evidence", ""),
+                ours=None, source={"file": ours_spec["file"], "key": ours_spec["key"]},
+                criterion=dict(crit), criterion_text=criteria.describe(crit), verdict="inconclusive",
+                reason="", profile=profile, data_source=data_source, note=row.get("note", ""))
+            out.append(res)
+            if crit["kind"] == "info":  # context rows: show our number if any, never judged
+                try:
+                    res.ours = _jsonable(files.get(ours_spec["file"], ours_spec["key"]))
+                except criteria.Inconclusive:
+                    pass
+                res.reason = crit.get("note") or "context only; not reproduced at this scale"
+                continue
+            if not files.exists(ours_spec["file"]):
+                res.verdict, res.reason = "not run", f"{ours_spec['file']} does not exist"
+                continue
+            try:
+                data = files.load(ours_spec["file"])
+                if isinstance(data, dict):  # a stage may record where its numbers came from
+                    res.profile = str(data.get("profile", profile))
+                    res.data_source = str(data.get("data_source", data_source))
+                res.ours = _jsonable(files.get(ours_spec["file"], ours_spec["key"]))
+
+                def resolve(ref: dict) -> Any:
+                    return files.get(ref.get("file", ours_spec["file"]), ref["key"])
+
+                ok = criteria.evaluate(crit, res.ours, pv.get("value"), resolve)
+                res.verdict = "pass" if ok else "fail"
+                res.reason = "criterion holds" if ok else "criterion does not hold"
+                for name, v in crit.items():
+                    if criteria.is_ref(v):
+                        res.extra[name] = _jsonable(resolve(v))
+            except criteria.Inconclusive as e:
+                res.verdict, res.reason = "inconclusive", str(e)
+    return out
+
+
+def summarize(results: list[ClaimResult]) -> dict[str, int]:
+    counts = {v.replace(" ", "_"): 0 for v in VERDICTS}
+    for r in results:
+        counts[r.verdict.replace(" ", "_")] += 1
+    counts["claims"] = len(results)
+    return counts
+
+
+# -- Transformer core -------------------------------------------------------------------
+def core_rows(doc: dict[str, Any], root: str | Path = ".") -> list[dict[str, Any]]:
+    """Fine-tuning results: one row per metrics/finetune/<model>-<task>.json."""
+    core = doc.get("core") or {}
+    expected = core.get("expected") or {}
+    rows = []
+    for p in sorted(Path(root).glob(core.get("glob", "metrics/finetune/*.json"))):
+        name = p.stem
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            data = {}
+        model, _, task = name.partition("-")
+        seeds = data.get("seeds") if isinstance(data.get("seeds"), list) else []
+        rows.append({
+            "name": name, "file": p.relative_to(root).as_posix(),
+            "model": data.get("model", model), "task": data.get("task", task or name),
+            "metric": data.get("metric", "?"), "mean": _jsonable(data.get("mean")),
+            "std": _jsonable(data.get("std")), "seeds": _jsonable(seeds), "n_seeds": len(seeds),
+            "profile": data.get("profile"), "data_source": data.get("data_source"),
+            "expected": expected.get(name),
+        })
+    return rows
