@@ -1,0 +1,115 @@
+"""DDP pre-training under torchrun (gloo, CPU): ranks stay identical and match one process.
+
+2 ranks x micro-batch b and 1 process x batch 2b see the same global batch (same
+blocks, same masks: both are functions of (seed, step) only) and the loss is
+normalised by the global batch's masked-token count, so the two runs take the
+same optimizer steps. Only the float summation order differs (gradients of two
+half-batches averaged by all-reduce vs one full batch): ~1e-7 relative per step,
+and AdamW's normalised update does not amplify it over 20 steps, so 1e-5 on the
+loss curve (and 1e-4 on the weights) is a tight but safe bound. Dropout is off:
+dropout masks are per rank by design.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+WORKER = textwrap.dedent('''
+    import faulthandler, hashlib, json, os, random, sys
+    faulthandler.dump_traceback_later(50, exit=True)   # a hang fails with a stack, not a silent timeout
+    from pathlib import Path
+    import torch
+    from datasets import Dataset, DatasetDict
+    from arkbench.training.pretrain import PretrainParams, train
+
+    out = Path(sys.argv[1])
+    params = PretrainParams.model_validate(json.loads(sys.argv[2]))
+    corpus = DatasetDict({s: Dataset.from_dict({"text": Path(sys.argv[3], f"{s}.txt").read_text().splitlines()})
+                          for s in ("train", "validation")})
+    res = train(params, "bert", seed=0, corpus=corpus, workdir=out, progress=False)
+    rank = int(os.environ.get("RANK", "0"))
+    state = res.model.state_dict()
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    torch.save(state, out / f"weights_rank{rank}.pt")
+    (out / f"rank{rank}.json").write_text(json.dumps({"sha256": h.hexdigest(), "curve": res.curve,
+                                                      "metrics": res.metrics}))
+''')
+
+ADJ = "big small red old young quiet happy dark bright cold".split()
+NOUN = "cat dog bird house river tree car city child teacher".split()
+VERB = "sees likes finds follows watches helps carries builds".split()
+
+
+def _corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", 300, 1), ("validation", 40, 2)):
+        r = random.Random(seed)
+        docs = [" ".join(f"the {r.choice(ADJ)} {r.choice(NOUN)} {r.choice(VERB)} the {r.choice(NOUN)} ."
+                         for _ in range(r.randint(1, 5))) for _ in range(n)]
+        (folder / f"{split}.txt").write_text("\n".join(docs) + "\n")
+    return folder
+
+
+PARAMS = {
+    "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
+              "max_position_embeddings": 32, "hidden_dropout_prob": 0.0, "attention_dropout_prob": 0.0},
+    "seq_len": 32, "batch_size": 8, "max_steps": 20,
+    "lr": 3e-3, "warmup_steps": 2, "checkpoint_every": 10, "eval_every": 10, "eval_blocks": 16,
+    "num_threads": 1, "device": "cpu",
+}
+
+
+def _launch(tmp: Path, name: str, nproc: int, params: dict, corpus: Path) -> subprocess.Popen:
+    out = tmp / name
+    out.mkdir()
+    worker = tmp / f"worker_{name}.py"
+    worker.write_text(WORKER)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                          "MASTER_PORT")}
+    env.update(ARKBENCH_TRACKING="off", OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    cmd = [sys.executable, str(worker), str(out), json.dumps(params), str(corpus)]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               *cmd[1:]]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_ddp_two_ranks_match_single_process(tmp_path):
+    from arkbench.tokenization import train_wordpiece
+
+    corpus = _corpus(tmp_path / "corpus")
+    # one tokenizer for both runs: `tokenizers`' WordPiece trainer breaks frequency ties in
+    # hash-map order, which differs between processes (the stage caches its trained vocab
+    # per run for exactly this reason)
+    train_wordpiece((corpus / "train.txt").read_text().splitlines(), 200, out_dir=tmp_path / "tok")
+    params = {**PARAMS, "tokenizer": str(tmp_path / "tok")}
+    # both in parallel (3 single-threaded processes on 2 cores): same global batch of 8
+    ddp = _launch(tmp_path, "ddp", 2, {**params, "grad_accum": 2}, corpus)   # 2 ranks x 2 micro x 2 rows
+    single = _launch(tmp_path, "single", 1, params, corpus)                  # 1 process x 8 rows
+    for p in (ddp, single):
+        _, err = p.communicate(timeout=90)
+        assert p.returncode == 0, err[-4000:]
+    r0, r1, s = (json.loads((tmp_path / d / f).read_text())
+                 for d, f in (("ddp", "rank0.json"), ("ddp", "rank1.json"), ("single", "rank0.json")))
+    assert r0["sha256"] == r1["sha256"], "DDP ranks' parameters diverged"
+    assert r0["curve"] == r1["curve"], "ranks log the same all-reduced loss"
+    assert [c[0] for c in r0["curve"]] == [c[0] for c in s["curve"]] == list(range(1, 21))
+    diff = max(abs(a - b) for ca, cb in zip(r0["curve"], s["curve"]) for a, b in zip(ca[1:], cb[1:]))
+    assert diff <= 1e-5, f"DDP loss curve differs from the single process by {diff}"
+    wd = torch.load(tmp_path / "ddp" / "weights_rank0.pt")
+    ws = torch.load(tmp_path / "single" / "weights_rank0.pt")
+    assert max((wd[k] - ws[k]).abs().max().item() for k in wd) < 1e-4
+    assert abs(r0["metrics"]["val_loss"] - s["metrics"]["val_loss"]) < 1e-4
+    # only rank 0 wrote outputs; the rank-1 process wrote nothing but its own report
+    assert (tmp_path / "ddp" / "models" / "pretrain" / "bert" / "model.safetensors").exists()
+    ck = sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "pretrain" / "bert").glob("step_*.pt"))
+    assert ck == ["step_00000010.pt", "step_00000020.pt"]
