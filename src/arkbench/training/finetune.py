@@ -1,0 +1,433 @@
+"""Fine-tuning: one training path for every encoder variant and every task.
+
+    from arkbench.training.finetune import FinetuneHP, run_task
+    res = run_task("cola", "models/pretrain/bert", FinetuneHP(epochs=3), seeds=[0, 1, 2])
+    res["metric"], res["mean"], res["std"]   # 'matthews_correlation', 0.41, 0.02
+
+`init` is a checkpoint folder (our pre-training output, with its tokenizer) or a
+named real checkpoint ("minilm", "bert-base-uncased"). The head follows the task's
+problem type (classification -> SequenceClassifier with num_labels classes,
+regression -> SequenceClassifier(num_labels=1, MSE), span -> SpanExtractor).
+Each seed trains from the same checkpoint with AdamW (BERT's no-decay rule),
+linear warm-up + linear decay, gradient clipping, dynamic padding; autocast on GPU;
+DDP when launched by torchrun. Each seed is evaluated on every evaluation split of
+the task with its official metric (MNLI: matched and mismatched).
+
+The params section ``finetune`` (:class:`FinetuneParams`) drives the DVC stages
+``finetune`` (our variants) and ``finetune_ref`` (real checkpoints); see
+``stages/finetune.py``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from ..config import Section, section
+from . import distributed as dist_utils
+from . import glue as glue_data
+from . import squad as squad_data
+from .optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_PROBLEMS = ("classification", "regression", "span")
+
+
+# ------------------------------------------------------------------------ params
+class FinetuneHP(Section):
+    """Hyper-parameters of one fine-tuning run (one task, one seed)."""
+
+    lr: float = Field(2e-5, gt=0)                      # peak learning rate (BERT: 2e-5..5e-5)
+    batch_size: int = Field(32, ge=1)                  # per process; x world size under DDP
+    eval_batch_size: int = Field(64, ge=1)
+    epochs: float = Field(3.0, gt=0)                   # used when max_steps == 0
+    max_steps: int = Field(0, ge=0)                    # > 0: train exactly this many optimiser steps
+    grad_accum: int = Field(1, ge=1)                   # micro-batches per optimiser step
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)       # share of steps with linear warm-up
+    weight_decay: float = Field(0.01, ge=0)
+    adam_eps: float = Field(1e-6, gt=0)
+    max_grad_norm: float = Field(1.0, ge=0)            # 0 = no clipping
+    max_seq_len: int = Field(128, ge=8)
+    classifier_dropout: float | None = Field(None, ge=0, le=1)   # None = the encoder's dropout
+    # extractive QA
+    doc_stride: int = Field(32, ge=1)                  # context tokens shared by consecutive windows (BERT @384: 128)
+    max_query_len: int = Field(64, ge=1)
+    n_best: int = Field(20, ge=1)
+    max_answer_length: int = Field(30, ge=1)
+    null_threshold: float = 0.0                        # v2: predict "" if null - best > this
+    # data budget (None = all)
+    max_train_examples: int | None = Field(None, ge=1)
+    max_eval_examples: int | None = Field(None, ge=1)
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"   # autocast on GPU only; CPU is fp32
+    log_every: int = Field(50, ge=1)
+
+
+def _span_tasks() -> list[str]:
+    from ..data.registry import TASKS
+
+    return [n for n, t in TASKS.items() if t.problem_type in SUPPORTED_PROBLEMS]
+
+
+def check_task(name: str) -> str:
+    """`name` if it is a task fine-tuning supports, else ValueError naming the allowed ones."""
+    allowed = _span_tasks()
+    if name not in allowed:
+        raise ValueError(f"unknown fine-tuning task {name!r}; allowed: {', '.join(allowed)}")
+    return name
+
+
+@section("finetune")
+class FinetuneParams(Section):
+    """The ``finetune`` params section (stages finetune / finetune_ref)."""
+
+    models: list[str] = Field(default_factory=list)          # our variants: models/pretrain/<name>
+    ref_models: list[str] = Field(default_factory=lambda: ["minilm"])   # named real checkpoints
+    tasks: list[str] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    pretrain_dir: str = "models/pretrain"
+    data_root: str = "data/tasks"
+    fusion: str = "last"
+    fusion_kwargs: dict[str, Any] = Field(default_factory=dict)
+    hp: FinetuneHP = Field(default_factory=FinetuneHP)
+    task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # applied after task_overrides
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v: list[str]) -> list[str]:
+        for t in v:
+            check_task(t)
+        if len(set(v)) != len(v):
+            raise ValueError(f"tasks lists a name twice: {v}")
+        return v
+
+    @field_validator("ref_models")
+    @classmethod
+    def _known_refs(cls, v: list[str]) -> list[str]:
+        from ..models.loading import CHECKPOINTS
+
+        for m in v:
+            if m not in CHECKPOINTS and not Path(m).is_dir():
+                raise ValueError(f"ref_models: {m!r} is neither a named checkpoint "
+                                 f"({', '.join(CHECKPOINTS)}) nor a folder")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds lists a value twice: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _overrides(self):
+        for t, over in self.task_overrides.items():
+            check_task(t)
+            try:
+                FinetuneHP.model_validate({**self.hp.model_dump(), **over})
+            except Exception as e:  # re-raise naming the task
+                raise ValueError(f"task_overrides.{t}: {e}") from None
+        for m, over in self.model_overrides.items():
+            if m not in self.models and m not in self.ref_models:
+                raise ValueError(f"model_overrides names {m!r}, which is in neither models {self.models} "
+                                 f"nor ref_models {self.ref_models}")
+            try:
+                FinetuneHP.model_validate({**self.hp.model_dump(), **over})
+            except Exception as e:
+                raise ValueError(f"model_overrides.{m}: {e}") from None
+        from ..data.registry import get_task
+
+        for t in self.tasks:  # window geometry of span tasks, checked before any work
+            if get_task(t).problem_type != "span":
+                continue
+            for m in (None, *self.models, *self.ref_models):
+                hp = self.hp_for(t, m)
+                if hp.doc_stride >= hp.max_seq_len - hp.max_query_len - 3:
+                    raise ValueError(f"task {t!r}{f' model {m!r}' if m else ''}: doc_stride={hp.doc_stride} "
+                                     f"must be < max_seq_len - max_query_len - 3 = "
+                                     f"{hp.max_seq_len - hp.max_query_len - 3}")
+        overlap = set(self.models) & set(self.ref_models)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} listed in both models and ref_models")
+        return self
+
+    def hp_for(self, task: str, model: str | None = None) -> FinetuneHP:
+        """Default hyper-parameters with `task`'s, then `model`'s overrides merged."""
+        check_task(task)
+        return FinetuneHP.model_validate({**self.hp.model_dump(), **self.task_overrides.get(task, {}),
+                                          **self.model_overrides.get(model or "", {})})
+
+    def init_for(self, model: str) -> str:
+        """Checkpoint of matrix value `model`: a named ref checkpoint or pretrain_dir/<model>."""
+        if model in self.ref_models:
+            return model
+        if model in self.models:
+            return str(Path(self.pretrain_dir) / model)
+        raise ValueError(f"unknown model {model!r}; allowed: models {self.models} "
+                         f"or ref_models {self.ref_models}")
+
+
+# ------------------------------------------------------------------------ data
+def _load_data(task: str, data_root: str | os.PathLike):
+    from ..data import load_prepared
+
+    return load_prepared(task, root=str(data_root))
+
+
+def _subsample(ds, n: int | None, seed: int = 0):
+    if n is None or len(ds) <= n:
+        return ds
+    idx = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
+    return ds.select(idx.tolist())
+
+
+def _split_suffix(split: str) -> str:
+    return split.removeprefix("validation").lstrip("_") or split
+
+
+def _model_name(init: str | os.PathLike) -> str:
+    p = Path(init)
+    return p.name if p.is_dir() else str(init)
+
+
+# ------------------------------------------------------------------------ helpers
+def _autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _build_model(spec, init: str, hp: FinetuneHP, fusion: str, fusion_kwargs: dict | None):
+    from ..models import SequenceClassifier, SpanExtractor, from_pretrained
+
+    if spec.problem_type == "span":
+        return from_pretrained(SpanExtractor, init, fusion=fusion, fusion_kwargs=fusion_kwargs)
+    return from_pretrained(SequenceClassifier, init, num_labels=spec.num_labels, fusion=fusion,
+                           fusion_kwargs=fusion_kwargs, classifier_dropout=hp.classifier_dropout)
+
+
+class _Prepared:
+    """Tokenised training features and evaluation features of one task (shared by seeds)."""
+
+    def __init__(self, spec, data, tokenizer, hp: FinetuneHP):
+        self.spec = spec
+        train = _subsample(data[spec.train_split], hp.max_train_examples, seed=0)
+        self.eval_examples = {s: _subsample(data[s], hp.max_eval_examples, seed=0) for s in spec.eval_splits
+                              if s in data}
+        if not self.eval_examples:
+            raise ValueError(f"task {spec.name!r}: data has none of its evaluation splits "
+                             f"{list(spec.eval_splits)} (has {list(data)})")
+        if spec.problem_type == "span":
+            room = hp.max_seq_len - hp.max_query_len - 3
+            if hp.doc_stride >= room:
+                raise ValueError(f"task {spec.name!r}: doc_stride={hp.doc_stride} must be < max_seq_len - "
+                                 f"max_query_len - 3 = {room} (the context room of a window)")
+            kw = dict(max_seq_len=hp.max_seq_len, doc_stride=hp.doc_stride, max_query_len=hp.max_query_len)
+            self.train = squad_data.prepare_features(train, tokenizer, train=True, **kw)
+            self.eval = {s: squad_data.prepare_features(ex, tokenizer, train=False, **kw)
+                         for s, ex in self.eval_examples.items()}
+        else:
+            kw = dict(text_fields=spec.text_fields, max_seq_len=hp.max_seq_len, problem_type=spec.problem_type)
+            self.train = glue_data.encode(train, tokenizer, **kw)
+            self.eval = {s: glue_data.encode(ex, tokenizer, **kw) for s, ex in self.eval_examples.items()}
+        if not self.train:
+            raise ValueError(f"task {spec.name!r}: no training examples")
+
+
+def _evaluate(model, prep: _Prepared, hp: FinetuneHP, device, amp_dtype, pad_id: int) -> dict[str, float]:
+    spec = prep.spec
+    out: dict[str, float] = {}
+    multi = len(prep.eval) > 1
+    for i, (split, feats) in enumerate(prep.eval.items()):
+        loader = glue_data.make_loader(feats, hp.eval_batch_size, pad_id=pad_id, keys=glue_data.MODEL_INPUTS)
+        logits = glue_data.predict(model, loader, device, amp_dtype)
+        examples = prep.eval_examples[split]
+        if spec.problem_type == "span":
+            preds = squad_data.postprocess(examples, feats, logits[..., 0], logits[..., 1], n_best=hp.n_best,
+                                           max_answer_length=hp.max_answer_length,
+                                           version_2=spec.metric == "squad_v2",
+                                           null_threshold=hp.null_threshold)
+            from .. import metrics
+
+            m = metrics.compute(spec.metric, predictions=preds, references=squad_data.references(examples))
+        else:
+            m = glue_data.split_metrics(spec.metric, logits, [f["labels"] for f in feats], spec.problem_type)
+        if multi:
+            sfx = _split_suffix(split)
+            out.update({f"{k}_{sfx}": v for k, v in m.items()})
+            if i == 0:  # the first split (MNLI matched) also gives the un-suffixed headline keys
+                out.update(m)
+        else:
+            out.update(m)
+    return out
+
+
+def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: str = "last",
+              fusion_kwargs: dict | None = None, ctx=None, pad_id: int = 0,
+              info: dist_utils.DistInfo | None = None):
+    """Train one seed; returns (model unwrapped, in eval mode, train stats)."""
+    info = info or dist_utils.DistInfo()
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    model = _build_model(prep.spec, init, hp, fusion, fusion_kwargs)
+    ddp = dist_utils.wrap(model, info)
+    sampler = None
+    if info.enabled:
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            prep.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
+    loader = glue_data.make_loader(prep.train, hp.batch_size, shuffle=True, seed=seed, pad_id=pad_id,
+                                   sampler=sampler)
+    per_epoch = max(1, math.ceil(len(loader) / hp.grad_accum))
+    total = hp.max_steps if hp.max_steps > 0 else max(1, math.ceil(hp.epochs * per_epoch))
+    opt = build_optimizer(model, "adamw", lr=hp.lr, weight_decay=hp.weight_decay, eps=hp.adam_eps)
+    sched = build_scheduler(opt, int(hp.warmup_ratio * total), total, "linear")
+    amp_dtype = _autocast_dtype(info.device, hp.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    step, epoch, micro = 0, 0, 0
+    loss_sum, loss_n, t0 = 0.0, 0, time.time()
+    ddp.train()
+    opt.zero_grad(set_to_none=True)
+    while step < total:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for batch in loader:
+            batch = {k: v.to(info.device) for k, v in batch.items()}
+            micro += 1
+            last_micro = micro % hp.grad_accum == 0
+            with dist_utils.no_sync(ddp, info.enabled and not last_micro):
+                with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = ddp(**batch).loss
+                scaled = loss / hp.grad_accum
+                (scaler.scale(scaled) if scaler else scaled).backward()
+            loss_sum += float(loss.detach())
+            loss_n += 1
+            if not last_micro:
+                continue
+            if scaler:
+                scaler.unscale_(opt)
+            if hp.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
+            if scaler:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if ctx is not None and (step % hp.log_every == 0 or step == total) and info.is_main:
+                ctx.log_metrics({f"seed{seed}/train_loss": loss_sum / max(1, loss_n),
+                                 f"seed{seed}/lr": sched.get_last_lr()[0]}, step=step)
+                loss_sum, loss_n = 0.0, 0
+            if step >= total:
+                break
+        epoch += 1
+    model.eval()
+    if ctx is not None and info.is_main:
+        ctx.log_metrics({f"seed{seed}/train_seconds": time.time() - t0})
+    # only deterministic numbers go into the result (same params + seed => same file)
+    return model, {"train_steps": step, "train_examples": len(prep.train)}
+
+
+def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    keys = [k for k in per_seed[0] if k != "seed" and isinstance(per_seed[0][k], (int, float))
+            and all(isinstance(r.get(k), (int, float)) for r in per_seed)]
+    agg = {}
+    for k in keys:
+        vals = [float(r[k]) for r in per_seed]
+        agg[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+    return agg
+
+
+def run_task(task: str, init: str | os.PathLike, hp: FinetuneHP | dict | None, seeds: list[int] | int, *,
+             fusion: str = "last", fusion_kwargs: dict | None = None, data_root: str | os.PathLike = "data/tasks",
+             ctx=None, on_trained: Callable[[int, torch.nn.Module, Any], dict] | None = None,
+             data=None, model_name: str | None = None) -> dict[str, Any]:
+    """Fine-tune `init` on `task` once per seed; evaluate; aggregate over seeds.
+
+    data: a DatasetDict in the task's schema to use instead of ``load_prepared(task,
+    data_root)`` (tests, real-data benchmarks). model_name: the ``model`` field of the
+    result (default: the checkpoint name or folder name).
+    on_trained(seed, model, eval_loader) -> dict: called after each seed with the model
+    in eval mode and a DataLoader over the first evaluation split's tokenised batches
+    (input_ids / attention_mask / token_type_ids); its metrics join that seed's entry.
+    """
+    from .. import metrics
+    from ..data.registry import get_task
+    from ..tokenization import load_tokenizer
+
+    spec = get_task(check_task(task))
+    hp = hp if isinstance(hp, FinetuneHP) else FinetuneHP.model_validate(hp or {})
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty")
+    init = str(init)
+    tokenizer = load_tokenizer(init)
+    from ..models import load_config
+
+    cfg = load_config(init)
+    if len(tokenizer) > cfg.vocab_size:
+        raise ValueError(f"{init}: tokenizer has {len(tokenizer)} entries but the encoder only {cfg.vocab_size}")
+    if hp.max_seq_len > cfg.max_position_embeddings:
+        log.warning("%s: max_seq_len %d > the model's %d positions; using %d", init, hp.max_seq_len,
+                    cfg.max_position_embeddings, cfg.max_position_embeddings)
+        hp = hp.model_copy(update={"max_seq_len": cfg.max_position_embeddings})
+    data = data if data is not None else _load_data(task, data_root)
+    prep = _Prepared(spec, data, tokenizer, hp)
+    pad_id = tokenizer.pad_token_id or 0
+    info = dist_utils.init("auto")
+    primary = metrics.primary_metric(spec.metric)
+    per_seed: list[dict[str, Any]] = []
+    for s in seeds:
+        model, stats = train_one(prep, init, hp, s, fusion=fusion, fusion_kwargs=fusion_kwargs, ctx=ctx,
+                                 pad_id=pad_id, info=info)
+        amp_dtype = _autocast_dtype(info.device, hp.amp)
+        row: dict[str, Any] = {"seed": s, **_evaluate(model, prep, hp, info.device, amp_dtype, pad_id), **stats}
+        if on_trained is not None:
+            first = next(iter(prep.eval.values()))
+            loader = glue_data.make_loader(first, hp.eval_batch_size, pad_id=pad_id, keys=glue_data.MODEL_INPUTS)
+            model.eval()
+            extra = on_trained(s, model, loader) or {}
+            row.update(extra)
+        if ctx is not None and info.is_main:
+            ctx.log_metrics({f"seed{s}/{k}": v for k, v in row.items()
+                             if k != "seed" and isinstance(v, (int, float))})
+        log.info("finetune %s on %s seed %d: %s=%.4f", _model_name(init), task, s, primary, row[primary])
+        per_seed.append(row)
+        del model
+    agg = _aggregate(per_seed)
+    return {"task": task, "model": model_name or _model_name(init), "init": init, "metric": primary,
+            "mean": agg[primary]["mean"], "std": agg[primary]["std"], "n_seeds": len(per_seed),
+            "seeds": per_seed, "aggregate": agg}
+
+
+# ------------------------------------------------------------------------ stage
+def run(params: FinetuneParams, ctx, model: str, task: str) -> dict:
+    """DVC stage entry (``finetune@<model>-<task>`` / ``finetune_ref@<model>-<task>``)."""
+    if task not in params.tasks:
+        raise ValueError(f"task {task!r} is not in finetune.tasks {params.tasks}")
+    init = params.init_for(model)
+    if model in params.models and not Path(init).is_dir():
+        raise FileNotFoundError(f"{init}: pre-trained model {model!r} not found (run the pretrain stage)")
+    res = run_task(task, init, params.hp_for(task, model), params.seeds, fusion=params.fusion,
+                   fusion_kwargs=params.fusion_kwargs or None, data_root=params.data_root, ctx=ctx,
+                   model_name=model)
+    return res
+
+
+def metrics_path(out_dir: str, model: str, task: str) -> str:
+    """Where the stage writes its result: <out_dir>/<model>-<task>.json."""
+    return str(Path(out_dir) / f"{model}-{task}.json")

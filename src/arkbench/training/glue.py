@@ -1,0 +1,112 @@
+"""Sentence(-pair) classification and regression: features, batching, evaluation.
+
+Covers every task whose ``TaskSpec.problem_type`` is ``classification`` or
+``regression`` (GLUE, SST-2, MNLI, rotten_tomatoes, SNLI, SICK...). Text fields come
+from the spec (one sentence, or a pair encoded as ``[CLS] a [SEP] b [SEP]``), labels
+from ``label`` (class index, or a float for regression). Features are unpadded lists;
+:func:`collate` pads a batch to its longest row (dynamic padding).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["encode", "collate", "make_loader", "predict", "split_metrics", "MODEL_INPUTS"]
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def encode(ds: Any, tokenizer, text_fields: Sequence[str], max_seq_len: int,
+           problem_type: str = "classification", with_labels: bool = True,
+           chunk: int = 1000) -> list[dict[str, Any]]:
+    """Tokenise rows of `ds` (datasets.Dataset or dict of lists) into unpadded features."""
+    if not 1 <= len(text_fields) <= 2:
+        raise ValueError(f"expected one or two text fields, got {list(text_fields)}")
+    cols = [list(ds[f]) for f in text_fields]
+    labels = list(ds["label"]) if with_labels else None
+    n = len(cols[0])
+    feats: list[dict[str, Any]] = []
+    for lo in range(0, n, chunk):
+        parts = [c[lo:lo + chunk] for c in cols]
+        enc = tokenizer(*parts, truncation=True, max_length=max_seq_len, padding=False,
+                        return_token_type_ids=True, return_attention_mask=True)
+        for i in range(len(parts[0])):
+            f = {k: list(enc[k][i]) for k in MODEL_INPUTS}
+            if labels is not None:
+                y = labels[lo + i]
+                f["labels"] = float(y) if problem_type == "regression" else int(y)
+            feats.append(f)
+    return feats
+
+
+def collate(batch: Sequence[dict[str, Any]], pad_id: int = 0,
+            keys: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """Pad the model inputs of `batch` to its longest row; stack label-like scalars.
+
+    `keys` limits the output (e.g. to :data:`MODEL_INPUTS`); by default every model
+    input and every label key present (labels, start_positions, end_positions).
+    """
+    keys = tuple(keys) if keys is not None else tuple(
+        k for k in (*MODEL_INPUTS, "labels", "start_positions", "end_positions") if k in batch[0])
+    width = max(len(f["input_ids"]) for f in batch)
+    out: dict[str, torch.Tensor] = {}
+    for k in keys:
+        if k in MODEL_INPUTS:
+            pad = pad_id if k == "input_ids" else 0
+            out[k] = torch.tensor([f[k] + [pad] * (width - len(f[k])) for f in batch], dtype=torch.long)
+        elif k == "labels" and isinstance(batch[0][k], float):
+            out[k] = torch.tensor([f[k] for f in batch], dtype=torch.float32)
+        else:
+            out[k] = torch.tensor([f[k] for f in batch], dtype=torch.long)
+    return out
+
+
+def make_loader(features: Sequence[dict[str, Any]], batch_size: int, *, shuffle: bool = False,
+                seed: int = 0, pad_id: int = 0, keys: Iterable[str] | None = None,
+                sampler: Any = None) -> torch.utils.data.DataLoader:
+    """A DataLoader over `features`; shuffling is seeded (deterministic order per seed)."""
+    keys = tuple(keys) if keys is not None else None
+    gen = torch.Generator().manual_seed(seed) if shuffle and sampler is None else None
+    return torch.utils.data.DataLoader(
+        list(features), batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        generator=gen, num_workers=0, collate_fn=lambda b: collate(b, pad_id, keys))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader, device: torch.device,
+            autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+    """Stacked logits (float32) of `model` over `loader`, in loader order.
+
+    Sequence-level heads give [N, C]; token-level heads ([B, T, ...] per batch) are
+    padded along T to the longest batch with -1e9 (never chosen as a span end point).
+    """
+    model.eval()
+    outs = []
+    for batch in loader:
+        inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(**inputs).logits
+        outs.append(logits.float().cpu().numpy())
+    if not outs:
+        return np.zeros((0, 1), dtype=np.float32)
+    if outs[0].ndim >= 3:
+        width = max(o.shape[1] for o in outs)
+        outs = [np.pad(o, [(0, 0), (0, width - o.shape[1])] + [(0, 0)] * (o.ndim - 2), constant_values=-1e9)
+                for o in outs]
+    return np.concatenate(outs, axis=0)
+
+
+def split_metrics(metric_name: str, logits: np.ndarray, references: Sequence,
+                  problem_type: str) -> dict[str, float]:
+    """The official metric of one evaluation split from the model's logits."""
+    from .. import metrics
+
+    if problem_type == "regression":
+        preds = [float(x) for x in logits.reshape(len(logits), -1)[:, 0]]
+        refs = [float(x) for x in references]
+    else:
+        preds = [int(x) for x in logits.argmax(-1)]
+        refs = [int(x) for x in references]
+    return metrics.compute(metric_name, predictions=preds, references=refs)
