@@ -1,0 +1,1 @@
+"""Paper packages: each re-implements one paper's measurements, modules and stages."""
