@@ -30,7 +30,8 @@ def test_packaged_claims_validate():
             assert row["criterion"]["kind"] in criteria.KINDS
             assert row["ours"]["file"].startswith("metrics/")
             assert row["paper"].get("evidence")
-    assert doc["core"]["expected"] == {}  # no unsourced expected ranges
+    for name, rng in doc["core"]["expected"].items():   # every range is sourced and well-formed
+        assert rng["source"] and rng["low"] < rng["high"], name
 
 
 def test_validation_catches_bad_rows():
@@ -174,3 +175,19 @@ def test_report_stage_script(tmp_path, monkeypatch):
     assert Path("reports/index.html").is_file()
     script = Path(__file__).resolve().parents[1] / "stages" / "report.py"
     assert 'stage_main("report", build_report, metrics_path="metrics/report.json")' in script.read_text()
+
+
+def test_core_rows_show_expected_range_verdict_and_not_run(tmp_path):
+    from arkbench.report.claims import core_rows
+    from arkbench.report.render import core_cell, expected_cell
+
+    d = tmp_path / "metrics" / "finetune_realdata"
+    d.mkdir(parents=True)
+    (d / "minilm-rte.json").write_text(json.dumps({"task": "rte", "metric": "accuracy", "mean": 0.55,
+                                                    "std": 0.0, "seeds": [{"seed": 0}]}))
+    (d / "minilm-cola.json").write_text(json.dumps({"task": "cola", "status": "not run: no data"}))
+    doc = {"core": {"glob": ["metrics/finetune_realdata/*.json"],
+                    "expected": {"finetune_realdata/minilm-rte": {"low": 0.6, "high": 0.68, "source": "s"}}}}
+    rows = {r["task"]: r for r in core_rows(doc, tmp_path)}
+    assert expected_cell(rows["rte"]).endswith(": below")
+    assert core_cell(rows["cola"]) == "not run: no data"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,9 +35,14 @@ class ParamsError(ValueError):
 
 
 class Section(BaseModel):
-    """Base for every params section: unknown keys are errors, assignments are checked."""
+    """Base for every params section: unknown keys are errors, assignments are checked.
+
+    `matrix_keys` names the lists that dvc.yaml expands into stages (foreach/matrix).
+    DVC reads them from the base section only, so a profile may not override them.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    matrix_keys: ClassVar[tuple[str, ...]] = ()
 
 
 def section(name: str):
@@ -66,6 +71,7 @@ def _import_schemas() -> None:
         "arkbench.data.download",
         "arkbench.training.pretrain",
         "arkbench.training.finetune",
+        "arkbench.training.realdata",
         "arkbench.report.build",
         "arkbench.papers.oversmoothing.stages",
     ):
@@ -121,7 +127,7 @@ def _format_error(file: Path, prefix: str, err: ValidationError) -> str:
 
 
 def validate_section(name: str, values: dict, file: Path | str = DEFAULT_PARAMS,
-                     prefix: str | None = None) -> BaseModel:
+                     prefix: str | None = None, note: str = "") -> BaseModel:
     schema = registered_sections().get(name)
     if schema is None:
         raise ParamsError(f"{file}: no schema registered for section {name!r}; "
@@ -133,6 +139,8 @@ def validate_section(name: str, values: dict, file: Path | str = DEFAULT_PARAMS,
         allowed = sorted(schema.model_fields)
         if "unknown key" in msg:
             msg += f"\n  allowed keys in {prefix or name}: {', '.join(allowed)}"
+        if note:
+            msg += f"\n  ({note})"
         raise ParamsError(msg) from None
 
 
@@ -160,8 +168,8 @@ def stage_params(name: str, path: str | os.PathLike | None = None):
         raise ParamsError(f"{file}: unknown profile(s) {sorted(unknown)} under 'profiles'; "
                           f"allowed: {', '.join(PROFILES)}")
     over = (profiles.get(g.profile) or {}).get(name) or {}
-    prefix = name if not over else f"{name} (with profiles.{g.profile}.{name} merged)"
-    return validate_section(name, deep_merge(base, over), file, prefix=prefix)
+    note = f"profile {g.profile!r}: {name} merged with profiles.{g.profile}.{name}" if over else ""
+    return validate_section(name, deep_merge(base, over), file, note=note)
 
 
 def check_all(path: str | os.PathLike | None = None) -> list[str]:
@@ -179,14 +187,22 @@ def check_all(path: str | os.PathLike | None = None) -> list[str]:
             continue
         if key not in sections:
             problems.append(f"{file}: unknown section {key!r}; known: {', '.join(sorted(sections))}")
+    profiles = raw.get("profiles") or {}
     for prof in PROFILES:
         for name in sections:
             if name not in raw:
                 continue
+            if name not in (profiles.get(prof) or {}):
+                # dvc.yaml lists `profiles.${profile}.<section>` as a params dep: DVC fails on a missing key
+                problems.append(f"{file}: missing key 'profiles.{prof}.{name}' (write `{name}: {{}}` "
+                                f"when the {prof} profile changes nothing in it)")
             over = ((raw.get("profiles") or {}).get(prof) or {}).get(name) or {}
+            for key in sorted(set(over) & set(getattr(sections[name], "matrix_keys", ()))):
+                problems.append(f"{file}: profiles.{prof}.{name}.{key} overrides a list that dvc.yaml expands "
+                                f"into stages; DVC reads it from `{name}.{key}` only, so set it there")
             try:
                 validate_section(name, deep_merge(raw[name] or {}, over), file,
-                                 prefix=name if prof == "smoke" else f"profiles.{prof}.{name}")
+                                 note=f"profile {prof!r}: {name} merged with profiles.{prof}.{name}")
             except ParamsError as e:
                 problems.append(str(e))
     return problems

@@ -91,12 +91,21 @@ class MaskedLM(_WithEncoder):
 
 
 class SequenceClassifier(_WithEncoder):
-    """num_labels=1 is regression (MSE), else single-label classification (CE)."""
+    """num_labels=1 is regression (MSE), else single-label classification (CE).
+
+    pooling="cls": BERT's pooler, tanh(W h_[CLS]); pooling="mean": the mean over real
+    tokens, as sentence-embedding checkpoints (all-MiniLM-L6-v2) were trained, whose
+    [CLS] vector and pooler never were.
+    """
 
     def __init__(self, config: EncoderConfig, num_labels: int, fusion: str = "last",
-                 fusion_kwargs: dict | None = None, classifier_dropout: float | None = None):
+                 fusion_kwargs: dict | None = None, classifier_dropout: float | None = None,
+                 pooling: str = "cls"):
         super().__init__(config, fusion, fusion_kwargs)
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling={pooling!r}: allowed 'cls' or 'mean'")
         self.num_labels = num_labels
+        self.pooling = pooling
         d = config.hidden_size
         self.pooler = nn.Linear(d, d)
         self.dropout = nn.Dropout(config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout)
@@ -107,7 +116,11 @@ class SequenceClassifier(_WithEncoder):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
                 output_attentions=False) -> ModelOutput:
         enc, fused, extras = self.encode(input_ids, attention_mask, token_type_ids, output_attentions)
-        pooled = torch.tanh(self.pooler(fused[:, 0]))                 # [B,D] from [CLS]
+        if self.pooling == "cls":
+            pooled = torch.tanh(self.pooler(fused[:, 0]))             # [B,D] from [CLS]
+        else:
+            m = enc.attention_mask.unsqueeze(-1).to(fused.dtype)       # [B,T,1]
+            pooled = (fused * m).sum(1) / m.sum(1).clamp_min(1.0)      # [B,D] mean of real tokens
         logits = self.classifier(self.dropout(pooled))                 # [B,C]
         loss = None
         if labels is not None:

@@ -199,8 +199,11 @@ def core_rows(doc: dict[str, Any], root: str | Path = ".") -> list[dict[str, Any
     core = doc.get("core") or {}
     expected = core.get("expected") or {}
     rows = []
-    for p in sorted(Path(root).glob(core.get("glob", "metrics/finetune/*.json"))):
+    globs = core.get("glob", "metrics/finetune/*.json")
+    paths = [p for g in ([globs] if isinstance(globs, str) else globs) for p in sorted(Path(root).glob(g))]
+    for p in paths:
         name = p.stem
+        key = f"{p.parent.name}/{p.stem}"   # expected ranges are keyed "<folder>/<model>-<task>"
         try:
             data = json.loads(p.read_text())
         except (OSError, ValueError):
@@ -213,6 +216,6 @@ def core_rows(doc: dict[str, Any], root: str | Path = ".") -> list[dict[str, Any
             "metric": data.get("metric", "?"), "mean": _jsonable(data.get("mean")),
             "std": _jsonable(data.get("std")), "seeds": _jsonable(seeds), "n_seeds": len(seeds),
             "profile": data.get("profile"), "data_source": data.get("data_source"),
-            "expected": expected.get(name),
+            "expected": expected.get(key, expected.get(name)), "status": data.get("status"),
         })
     return rows

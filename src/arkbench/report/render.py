@@ -43,7 +43,7 @@ def ours_cell(c: dict) -> str:
 
 def core_cell(r: dict) -> str:
     if r.get("mean") is None:
-        return "—"
+        return str(r.get("status") or "—")
     std = f" ± {fmt(r['std'])}" if r.get("std") is not None else ""
     return f"{fmt(r['mean'])}{std}"
 
@@ -51,8 +51,13 @@ def core_cell(r: dict) -> str:
 def expected_cell(r: dict) -> str:
     e = r.get("expected")
     if not e:
-        return "to be filled"
-    return f"{fmt(e.get('low'))}–{fmt(e.get('high'))} ({e.get('source', 'no source')})"
+        return "—"
+    rng = f"{fmt(e.get('low'))}–{fmt(e.get('high'))} ({e.get('source', 'no source')})"
+    m = r.get("mean")
+    if not isinstance(m, (int, float)):
+        return rng
+    where = "below" if m < e["low"] else "above" if m > e["high"] else "in range"
+    return f"{rng}: {where}"
 
 
 def _md(s: Any) -> str:

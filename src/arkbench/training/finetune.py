@@ -19,6 +19,7 @@ The params section ``finetune`` (:class:`FinetuneParams`) drives the DVC stages
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ from ..config import Section, section
 from . import distributed as dist_utils
 from . import glue as glue_data
 from . import squad as squad_data
+from .loop import grad_scaler, resolve_precision, train_step
 from .optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class FinetuneHP(Section):
     max_grad_norm: float = Field(1.0, ge=0)            # 0 = no clipping
     max_seq_len: int = Field(128, ge=8)
     classifier_dropout: float | None = Field(None, ge=0, le=1)   # None = the encoder's dropout
+    pooling: Literal["cls", "mean"] = "cls"   # sentence head input: BERT's [CLS] pooler or the token mean
     # extractive QA
     doc_stride: int = Field(32, ge=1)                  # context tokens shared by consecutive windows (BERT @384: 128)
     max_query_len: int = Field(64, ge=1)
@@ -88,6 +91,8 @@ def check_task(name: str) -> str:
 @section("finetune")
 class FinetuneParams(Section):
     """The ``finetune`` params section (stages finetune / finetune_ref)."""
+
+    matrix_keys = ("models", "ref_models", "tasks")   # dvc.yaml matrix lists
 
     models: list[str] = Field(default_factory=list)          # our variants: models/pretrain/<name>
     ref_models: list[str] = Field(default_factory=lambda: ["minilm"])   # named real checkpoints
@@ -200,14 +205,9 @@ def _model_name(init: str | os.PathLike) -> str:
 
 
 # ------------------------------------------------------------------------ helpers
-def _autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
+def _precision(device: torch.device, amp: str) -> str:
+    """hp.amp -> "bf16" | "fp16" | "fp32" (mixed precision on GPU only; see loop.resolve_precision)."""
+    return resolve_precision("fp32" if amp == "off" else amp, device)
 
 
 def _build_model(spec, init: str, hp: FinetuneHP, fusion: str, fusion_kwargs: dict | None):
@@ -216,7 +216,8 @@ def _build_model(spec, init: str, hp: FinetuneHP, fusion: str, fusion_kwargs: di
     if spec.problem_type == "span":
         return from_pretrained(SpanExtractor, init, fusion=fusion, fusion_kwargs=fusion_kwargs)
     return from_pretrained(SequenceClassifier, init, num_labels=spec.num_labels, fusion=fusion,
-                           fusion_kwargs=fusion_kwargs, classifier_dropout=hp.classifier_dropout)
+                           fusion_kwargs=fusion_kwargs, classifier_dropout=hp.classifier_dropout,
+                           pooling=hp.pooling)
 
 
 class _Prepared:
@@ -247,7 +248,8 @@ class _Prepared:
             raise ValueError(f"task {spec.name!r}: no training examples")
 
 
-def _evaluate(model, prep: _Prepared, hp: FinetuneHP, device, amp_dtype, pad_id: int) -> dict[str, float]:
+def _evaluate(model, prep: _Prepared, hp: FinetuneHP, device, pad_id: int) -> dict[str, float]:
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(_precision(device, hp.amp))
     spec = prep.spec
     out: dict[str, float] = {}
     multi = len(prep.eval) > 1
@@ -290,50 +292,39 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
             prep.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
     loader = glue_data.make_loader(prep.train, hp.batch_size, shuffle=True, seed=seed, pad_id=pad_id,
                                    sampler=sampler)
-    per_epoch = max(1, math.ceil(len(loader) / hp.grad_accum))
+    if len(loader) < hp.grad_accum:
+        raise ValueError(f"task {prep.spec.name!r}: grad_accum={hp.grad_accum} exceeds the {len(loader)} "
+                         f"batches of one epoch (batch_size={hp.batch_size})")
+    per_epoch = len(loader) // hp.grad_accum   # optimizer steps per epoch (an incomplete tail is dropped)
     total = hp.max_steps if hp.max_steps > 0 else max(1, math.ceil(hp.epochs * per_epoch))
     opt = build_optimizer(model, "adamw", lr=hp.lr, weight_decay=hp.weight_decay, eps=hp.adam_eps)
     sched = build_scheduler(opt, int(hp.warmup_ratio * total), total, "linear")
-    amp_dtype = _autocast_dtype(info.device, hp.amp)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    step, epoch, micro = 0, 0, 0
-    loss_sum, loss_n, t0 = 0.0, 0, time.time()
-    ddp.train()
-    opt.zero_grad(set_to_none=True)
+    precision = _precision(info.device, hp.amp)
+    scaler = grad_scaler(info.device, precision)
+
+    def loss_fn(m, batch):
+        loss = m(**{k: v.to(info.device) for k, v in batch.items()}).loss
+        return loss / hp.grad_accum, {"loss": loss.detach()}
+
+    step, epoch, t0 = 0, 0, time.time()
+    loss_sum, loss_n = 0.0, 0
     while step < total:
         if sampler is not None:
             sampler.set_epoch(epoch)
-        for batch in loader:
-            batch = {k: v.to(info.device) for k, v in batch.items()}
-            micro += 1
-            last_micro = micro % hp.grad_accum == 0
-            with dist_utils.no_sync(ddp, info.enabled and not last_micro):
-                with torch.autocast(info.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = ddp(**batch).loss
-                scaled = loss / hp.grad_accum
-                (scaler.scale(scaled) if scaler else scaled).backward()
-            loss_sum += float(loss.detach())
+        batches = iter(loader)
+        while step < total:
+            micro = list(itertools.islice(batches, hp.grad_accum))
+            if len(micro) < hp.grad_accum:   # an epoch's incomplete tail is dropped
+                break
+            stats = train_step(ddp, micro, loss_fn, opt, sched, scaler, device=info.device,
+                               precision=precision, max_grad_norm=hp.max_grad_norm or None)
+            loss_sum += float(stats["loss"]) / hp.grad_accum
             loss_n += 1
-            if not last_micro:
-                continue
-            if scaler:
-                scaler.unscale_(opt)
-            if hp.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
-            if scaler:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
             step += 1
             if ctx is not None and (step % hp.log_every == 0 or step == total) and info.is_main:
                 ctx.log_metrics({f"seed{seed}/train_loss": loss_sum / max(1, loss_n),
                                  f"seed{seed}/lr": sched.get_last_lr()[0]}, step=step)
                 loss_sum, loss_n = 0.0, 0
-            if step >= total:
-                break
         epoch += 1
     model.eval()
     if ctx is not None and info.is_main:
@@ -394,8 +385,7 @@ def run_task(task: str, init: str | os.PathLike, hp: FinetuneHP | dict | None, s
     for s in seeds:
         model, stats = train_one(prep, init, hp, s, fusion=fusion, fusion_kwargs=fusion_kwargs, ctx=ctx,
                                  pad_id=pad_id, info=info)
-        amp_dtype = _autocast_dtype(info.device, hp.amp)
-        row: dict[str, Any] = {"seed": s, **_evaluate(model, prep, hp, info.device, amp_dtype, pad_id), **stats}
+        row: dict[str, Any] = {"seed": s, **_evaluate(model, prep, hp, info.device, pad_id), **stats}
         if on_trained is not None:
             first = next(iter(prep.eval.values()))
             loader = glue_data.make_loader(first, hp.eval_batch_size, pad_id=pad_id, keys=glue_data.MODEL_INPUTS)

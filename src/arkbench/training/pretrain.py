@@ -92,6 +92,7 @@ def check_encoder_config(base: dict[str, Any], overrides: dict[str, Any], where:
 
 @section("pretrain")
 class PretrainParams(Section):
+    matrix_keys = ("variants",)   # dvc.yaml foreach list
     # -- model ---------------------------------------------------------------------
     model: dict[str, Any] = Field(default_factory=lambda: dict(
         hidden_size=64, num_layers=2, num_heads=2, intermediate_size=256, max_position_embeddings=64))

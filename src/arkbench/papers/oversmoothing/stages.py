@@ -80,6 +80,7 @@ class TheoryParams(Section):
 
 @section("oversmoothing_fusion")
 class FusionParams(Section):
+    matrix_keys = ("tasks",)   # dvc.yaml foreach list
     init: str = "models/pretrain/bert"
     tasks: list[str] = Field(default_factory=lambda: ["cola", "stsb", "squad"])
     fusions: list[str] = Field(default_factory=lambda: list(FUSION_NAMES))
@@ -131,6 +132,11 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _fit_length(encoder, max_length: int) -> int:
+    """Truncate to what the model can embed (the smoke encoder has 64 positions)."""
+    return min(max_length, encoder.config.max_position_embeddings)
 
 
 def _model_key(name: str) -> str:
@@ -194,7 +200,8 @@ def run_similarity(p: SimilarityParams, ctx=None, **_) -> dict:
             per_task: dict[str, Any] = {}
             for task in p.tasks:
                 inputs = load_inputs(task, source, local_dir=p.local_dir, n=p.n_sentences, seed=p.data_seed)
-                batches = tokenize(tok, inputs, max_length=p.max_length, batch_size=p.batch_size)
+                batches = tokenize(tok, inputs, max_length=_fit_length(encoder, p.max_length),
+                                   batch_size=p.batch_size)
                 c = layer_curves(encoder, batches, _specials(tok), bounds=p.bounds)
                 per_task[task] = c
                 for l in range(c["num_layers"] + 1):
@@ -294,8 +301,9 @@ def run_probe(p: ProbeParams, ctx=None, **_) -> dict:
 
             tr_x, tr_y = rows_of(spec.train_split, p.n_train)
             te_x, te_y = rows_of(spec.eval_splits[0], p.n_test)
-            tr_b = tokenize(tok, tr_x, p.max_length, p.batch_size)
-            te_b = tokenize(tok, te_x, p.max_length, p.batch_size)
+            length = _fit_length(encoder, p.max_length)
+            tr_b = tokenize(tok, tr_x, length, p.batch_size)
+            te_b = tokenize(tok, te_x, length, p.batch_size)
             errs = probe_errors(layer_features(encoder, tr_b, _specials(tok), p.pool), tr_y,
                                 layer_features(encoder, te_b, _specials(tok), p.pool), te_y,
                                 regression=regression, C=p.C, seed=p.data_seed)
