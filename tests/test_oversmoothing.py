@@ -250,3 +250,19 @@ def test_fast_spectral_norms_match_svd():
     for k in range(cfg.num_heads):
         prod = mix.value.weight[k * dh:(k + 1) * dh].T @ mix.out.weight[:, k * dh:(k + 1) * dh].T
         assert got[k].item() == pytest.approx(float(torch.linalg.svdvals(prod.detach())[0]), rel=1e-5)
+
+
+def test_grid_average_puts_every_task_on_a_0_100_scale():
+    """GLUE fractions are x100 before averaging with SQuAD's percent F1 (GLUE-style average)."""
+    from arkbench.papers.oversmoothing.grid import aggregate_tasks
+
+    def agg(v0, v1):
+        sim = {"mean": 0.5, "std": 0.0, "n": 2}
+        return {"metric": "x", "mean": (v0 + v1) / 2, "std": 0.0, "per_seed": {"0": v0, "1": v1},
+                "sim_fused_centred": sim, "sim_fused_raw": sim, "sim_last_centred": sim}
+
+    per_task = {"cola": {"last": agg(0.40, 0.60), "gate": agg(0.50, 0.70)},
+                "squad": {"last": agg(20.0, 30.0), "gate": agg(20.0, 30.0)}}
+    out = aggregate_tasks(per_task, ["last", "gate"])
+    assert out["last"]["mean"] == pytest.approx(((40 + 20) / 2 + (60 + 30) / 2) / 2)
+    assert out["gate"]["minus_last"]["mean"] == pytest.approx(5.0)

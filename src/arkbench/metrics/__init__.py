@@ -38,6 +38,7 @@ __all__ = [
     "load_metric",
     "metric_path",
     "primary_metric",
+    "as_percent",
     "register",
 ]
 
@@ -56,6 +57,7 @@ class MetricSpec:
     module: str
     config: str | None
     primary: str
+    percent: bool = False   # True when the module already reports 0-100 (SQuAD), else fractions
 
 
 class UnknownMetricError(KeyError):
@@ -71,11 +73,11 @@ _SPECS: dict[str, MetricSpec] = {}
 METRICS: Mapping[str, MetricSpec] = MappingProxyType(_SPECS)
 
 
-def register(name: str, module: str, config: str | None, primary: str) -> None:
+def register(name: str, module: str, config: str | None, primary: str, percent: bool = False) -> None:
     """Register ``name`` for the script ``<module>/<module>.py`` with ``config``."""
     if name in _SPECS:
         raise ValueError(f"metric {name!r} is already registered")
-    _SPECS[name] = MetricSpec(module, config, primary)
+    _SPECS[name] = MetricSpec(module, config, primary, percent)
 
 
 def _spec(name: str) -> MetricSpec:
@@ -93,6 +95,12 @@ def metric_path(name: str) -> Path:
     """Absolute path of the ``evaluate`` script implementing ``name``."""
     spec = _spec(name)
     return METRICS_DIR / spec.module / f"{spec.module}.py"
+
+
+def as_percent(name: str, value: float) -> float:
+    """`value` of metric `name` on a 0-100 scale, so scores of different tasks can be averaged
+    (GLUE-style: fractions x 100; SQuAD already reports percent)."""
+    return float(value) if _spec(name).percent else 100.0 * float(value)
 
 
 def primary_metric(name: str) -> str:
@@ -166,6 +174,6 @@ for _task, _key in _GLUE_PRIMARY.items():
     register(f"glue/{_task}", "glue", _task, _key)
 del _task, _key
 
-register("squad", "squad", None, "f1")
-register("squad_v2", "squad_v2", None, "f1")
+register("squad", "squad", None, "f1", percent=True)
+register("squad_v2", "squad_v2", None, "f1", percent=True)
 register("classification", "classification", None, "accuracy")

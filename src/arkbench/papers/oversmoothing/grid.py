@@ -119,7 +119,8 @@ def aggregate_tasks(per_task: dict[str, dict[str, Any]], fusions: Sequence[str],
     """{task: {fusion: aggregate_task(...)}} -> per-fusion averages over tasks.
 
     ``<fusion>.mean/std``: mean and std over seeds of the per-seed average over tasks of
-    each task's primary metric (GLUE-style average). ``<fusion>.similarity``: the mean
+    each task's primary metric on a 0-100 scale (GLUE-style average: fractions x 100,
+    SQuAD F1 as is, so no task's units dominate). ``<fusion>.similarity``: the mean
     corpus-centred token similarity of the output the head reads; for the baseline
     this is the last layer. ``<fusion>.minus_<baseline>``: the paired per-seed difference.
     """
@@ -131,9 +132,14 @@ def aggregate_tasks(per_task: dict[str, dict[str, Any]], fusions: Sequence[str],
             s = set(per_task[t][f]["per_seed"])
             seeds = s if seeds is None else seeds & s
     seeds = sorted(seeds or [], key=int)
+    from ...data import get_task
+    from ...metrics import as_percent
+
+    metric = {t: get_task(t).metric for t in tasks}
     avg_by_fusion: dict[str, list[float]] = {}
     for f in fusions:
-        per_seed_avg = [statistics.fmean(per_task[t][f]["per_seed"][s] for t in tasks) for s in seeds]
+        per_seed_avg = [statistics.fmean(as_percent(metric[t], per_task[t][f]["per_seed"][s]) for t in tasks)
+                        for s in seeds]
         avg_by_fusion[f] = per_seed_avg
         rec = _ms(per_seed_avg)
         rec["per_task"] = {t: per_task[t][f]["mean"] for t in tasks}
