@@ -109,10 +109,11 @@ def _relaunch_under_torchrun(argv: list[str]) -> None:
 
 
 def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | None = None,
-               metrics_path: str | None = None, distributed: bool = False) -> dict:
+               metrics_path: str | None = None, distributed: bool = False, stage: str | None = None) -> dict:
     """Run one DVC stage; see the module docstring. Returns the metrics.
 
-    `distributed=True` marks stages whose `run` supports torchrun (pre-training and
+    `stage` is the DVC stage name when it is not the section's (default: section, plus
+    "@<matrix values>"). `distributed=True` marks stages whose `run` supports torchrun (pre-training and
     fine-tuning): they are relaunched under torchrun when ARKBENCH_NPROC_PER_NODE > 1.
     """
     logging.basicConfig(level=os.environ.get("ARKBENCH_LOG", "WARNING"),
@@ -121,7 +122,7 @@ def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | 
     if distributed and argv is None:
         _relaunch_under_torchrun(args)
     matrix, ns = _parse_matrix(args)
-    stage = ns.stage_name or section + ("@" + "-".join(matrix.values()) if matrix else "")
+    stage = ns.stage_name or stage or section + ("@" + "-".join(matrix.values()) if matrix else "")
     try:
         params = stage_params(section, ns.params_file)
         g = globals_(read_params(ns.params_file), params_path(ns.params_file))

@@ -14,6 +14,7 @@ they are recorded as {"status": "not run: ..."} and the embedded-data curves sti
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from arkbench.config import Section, section
-from arkbench.utils import atomic_write_json
+from arkbench.utils import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +116,14 @@ class FusionParams(Section):
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _plt():
@@ -488,12 +489,13 @@ def run_fusion_summary(p: FusionParams, ctx=None, **_) -> dict:
     else:
         metrics = aggregate_tasks(per_task, p.fusions, baseline=p.baseline)
         metrics["missing_tasks"] = missing
-        _write_csv(Path(p.plots_dir) / "fusion_summary.csv",
+        summary_dir = Path(p.plots_dir) / "summary"   # the summary stage's own DVC out
+        _write_csv(summary_dir / "fusion_summary.csv",
                    [{"fusion": f, "mean": metrics[f]["mean"], "std": metrics[f]["std"],
                      "similarity_centred": metrics[f]["similarity"], "similarity_raw": metrics[f]["similarity_raw"]}
                     for f in p.fusions])
         if "gate" in metrics and metrics["gate"].get("gate_weights"):
-            _write_csv(Path(p.plots_dir) / "gate_weights.csv",
+            _write_csv(summary_dir / "gate_weights.csv",
                        [{"layer": l + 1, "weight": w} for l, w in enumerate(metrics["gate"]["gate_weights"])])
     atomic_write_json(Path(p.metrics_dir) / "fusion.json", metrics)
     return metrics
