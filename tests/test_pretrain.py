@@ -227,6 +227,23 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, shared_tokenizer)
     assert len(ckpt.list_checkpoints(ck)) == 2, "keep_checkpoints: 2"
 
 
+def test_variant_with_fusion_pretrains_and_keeps_its_fusion_weights(tmp_path):
+    """A variant may fuse all layers for the MLM head (fusion during pre-training)."""
+    from datasets import Dataset, DatasetDict
+    from safetensors.torch import load_file
+
+    from arkbench.training.pretrain import train
+
+    corpus = DatasetDict({"train": Dataset.from_dict({"text": synthetic_corpus(200, 1)}),
+                          "validation": Dataset.from_dict({"text": synthetic_corpus(30, 2)})})
+    variants = {**TINY_PARAMS["variants"], "gate": {"fusion": "gate", "fusion_kwargs": {"activation": "softmax"}}}
+    res = train(_params(max_steps=8, checkpoint_every=1000, variants=variants), "gate", corpus=corpus,
+                workdir=tmp_path, progress=False)
+    assert type(res.model.fusion).__name__.lower().startswith("gate")
+    state = load_file(str(tmp_path / "models" / "pretrain" / "gate" / "model.safetensors"))
+    assert any(k.startswith("fusion.") for k in state), "the gate's parameters were not saved"
+
+
 # --- params errors ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("over, needle", [
@@ -238,6 +255,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, shared_tokenizer)
     ({"variants": {"bad": {"mixer_kwargs": {"biases": [{"name": "nope"}]}}}}, "pretrain.variants.bad"),
     ({"variants": {"bad": {"vocab_size": 10}}}, "pretrain.variants.bad.vocab_size"),
     ({"model": {"hidden_size": 33, "num_heads": 2}}, "pretrain.model"),
+    ({"variants": {"bad": {"fusion": "average"}}}, "unknown fusion 'average'"),
 ])
 def test_bad_params_name_the_key(tmp_path, over, needle):
     p = write_params(tmp_path, **over)

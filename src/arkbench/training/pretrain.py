@@ -56,6 +56,15 @@ _ENC_FIELDS = tuple(EncoderConfig.__dataclass_fields__)
 _ENC_ADAPTER = TypeAdapter(EncoderConfig)
 
 
+# A variant may also name a fusion of all layers' outputs for the MLM head (the
+# over-smoothing paper's fusion "optionally during pre-training"): {fusion: gate, fusion_kwargs: {...}}.
+FUSION_KEYS = ("fusion", "fusion_kwargs")
+
+
+def split_fusion(overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return str(overrides.get("fusion", "last")), dict(overrides.get("fusion_kwargs") or {})
+
+
 def check_encoder_config(base: dict[str, Any], overrides: dict[str, Any], where: str,
                          base_where: str = "pretrain.model") -> EncoderConfig:
     """EncoderConfig(**base, **overrides), or ValueError naming `<where>.<key>`.
@@ -66,6 +75,8 @@ def check_encoder_config(base: dict[str, Any], overrides: dict[str, Any], where:
     """
     if not isinstance(overrides, dict):
         raise ValueError(f"{where} must be a mapping of EncoderConfig fields, got {overrides!r}")
+    fusion, fusion_kwargs = split_fusion(overrides)
+    overrides = {k: v for k, v in overrides.items() if k not in FUSION_KEYS}
     for k in overrides:
         if k not in _ENC_FIELDS:
             raise ValueError(f"{where}.{k}: unknown EncoderConfig key; allowed: {', '.join(_ENC_FIELDS)}")
@@ -84,7 +95,7 @@ def check_encoder_config(base: dict[str, Any], overrides: dict[str, Any], where:
         raise ValueError(f"{loc}{shown}: {err['msg']}") from None
     try:
         with torch.device("meta"):
-            MaskedLM(cfg)
+            MaskedLM(cfg, fusion=fusion, fusion_kwargs=fusion_kwargs)
     except Exception as e:  # noqa: BLE001 - any construction error is a params error here
         raise ValueError(f"{where}: the encoder cannot be built: {type(e).__name__}: {e}") from None
     return cfg
@@ -152,8 +163,12 @@ class PretrainParams(Section):
         return v
 
     def encoder_config(self, variant: str, vocab_size: int) -> EncoderConfig:
-        cfg = {**self.model, **(self.variants[variant] or {}), "vocab_size": vocab_size}
-        return EncoderConfig.from_dict(cfg)
+        over = {k: v for k, v in (self.variants[variant] or {}).items() if k not in FUSION_KEYS}
+        return EncoderConfig.from_dict({**self.model, **over, "vocab_size": vocab_size})
+
+    def fusion_for(self, variant: str) -> tuple[str, dict[str, Any]]:
+        """The MLM head's input: "last" (BERT) unless the variant names a fusion."""
+        return split_fusion(self.variants[variant] or {})
 
 
 # --- data --------------------------------------------------------------------------------
@@ -285,7 +300,8 @@ def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
         raise ValueError(f"pretrain.seq_len = {p.seq_len} > model max_position_embeddings = "
                          f"{cfg.max_position_embeddings}")
     torch.manual_seed(seed)
-    model = MaskedLM(cfg).to(info.device)
+    fusion, fusion_kwargs = p.fusion_for(variant)
+    model = MaskedLM(cfg, fusion=fusion, fusion_kwargs=fusion_kwargs).to(info.device)
     opt = build_optimizer(model, p.optimizer, p.lr, p.weight_decay, betas=tuple(p.adam_betas), eps=p.adam_eps)
     sched = build_scheduler(opt, p.warmup_steps, p.max_steps, p.schedule, p.power)
     scaler = grad_scaler(info.device, precision)
