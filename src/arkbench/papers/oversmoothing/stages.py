@@ -179,6 +179,27 @@ def _sources(p: _RealData) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def _model_runs(p: _RealData, results: dict[str, Any]):
+    """Yield (run key, source, encoder, tokenizer) for every model x data source of `p`.
+
+    A model or source that cannot run gets {"status": "not run: ..."} in `results`
+    instead; the real-data run is keyed by the model, the embedded one `<model>_embedded`.
+    """
+    for name in p.models:
+        key = _model_key(name)
+        missing = _model_available(name)
+        if missing:
+            results[key] = {"status": missing}
+            continue
+        encoder, tok = _load_encoder(name)
+        for label, source, status in _sources(p):
+            mkey = key if label == "real" else f"{key}_embedded"
+            if status:
+                results[mkey] = {"status": status}
+                continue
+            yield mkey, source, encoder, tok
+
+
 # --------------------------------------------------------------------------- similarity
 def run_similarity(p: SimilarityParams, ctx=None, **_) -> dict:
     from .analysis import layer_curves, load_inputs, summarise_curve, tokenize
@@ -186,59 +207,48 @@ def run_similarity(p: SimilarityParams, ctx=None, **_) -> dict:
     plots, mdir = Path(p.plots_dir), Path(p.metrics_dir)
     metrics: dict[str, Any] = {}
     rows, stat_rows = [], []
-    for name in p.models:
-        key = _model_key(name)
-        missing = _model_available(name)
-        if missing:
-            metrics[key] = {"status": missing}
-            continue
-        encoder, tok = _load_encoder(name)
-        for label, source, status in _sources(p):
-            mkey = key if label == "real" else f"{key}_embedded"
-            if status:
-                metrics[mkey] = {"status": status}
-                continue
-            per_task: dict[str, Any] = {}
-            for task in p.tasks:
-                inputs = load_inputs(task, source, local_dir=p.local_dir, n=p.n_sentences, seed=p.data_seed)
-                batches = tokenize(tok, inputs, max_length=_fit_length(encoder, p.max_length),
-                                   batch_size=p.batch_size)
-                c = layer_curves(encoder, batches, _specials(tok), bounds=p.bounds)
-                per_task[task] = c
-                for l in range(c["num_layers"] + 1):
-                    rows.append({"model": mkey, "source": source, "task": task, "layer": l,
-                                 **{k: c[k][l] for k in ("cos_raw", "cos_raw_content", "cos_centred",
-                                                         "cos_centred_content", "rel_dm")}})
-                    if l > 0 and p.bounds:
-                        stat_rows.append({"model": mkey, "source": source, "task": task, "layer": l,
-                                          **{k: c[k][l] for k in ("ratio", "bound_v", "bound_v_common",
-                                                                  "lambda_mean", "lambda_max", "sigma1_mean",
-                                                                  "sigma1_min", "sigma2_mean", "sigma2_min",
-                                                                  "gamma1_max", "gamma2_max")}})
-            import numpy as np
+    for mkey, source, encoder, tok in _model_runs(p, metrics):
+        per_task: dict[str, Any] = {}
+        for task in p.tasks:
+            inputs = load_inputs(task, source, local_dir=p.local_dir, n=p.n_sentences, seed=p.data_seed)
+            batches = tokenize(tok, inputs, max_length=_fit_length(encoder, p.max_length),
+                               batch_size=p.batch_size)
+            c = layer_curves(encoder, batches, _specials(tok), bounds=p.bounds)
+            per_task[task] = c
+            for l in range(c["num_layers"] + 1):
+                rows.append({"model": mkey, "source": source, "task": task, "layer": l,
+                             **{k: c[k][l] for k in ("cos_raw", "cos_raw_content", "cos_centred",
+                                                     "cos_centred_content", "rel_dm")}})
+                if l > 0 and p.bounds:
+                    stat_rows.append({"model": mkey, "source": source, "task": task, "layer": l,
+                                      **{k: c[k][l] for k in ("ratio", "bound_v", "bound_v_common",
+                                                              "lambda_mean", "lambda_max", "sigma1_mean",
+                                                              "sigma1_min", "sigma2_mean", "sigma2_min",
+                                                              "gamma1_max", "gamma2_max")}})
+        import numpy as np
 
-            def avg(k):
-                return np.mean([per_task[t][k] for t in p.tasks], axis=0).tolist()
+        def avg(k):
+            return np.mean([per_task[t][k] for t in p.tasks], axis=0).tolist()
 
-            rec = summarise_curve(avg("cos_raw"))                  # headline: the paper's raw cosine
-            rec.update(source=source, tasks=p.tasks, num_sequences_per_task=p.n_sentences,
-                       per_layer_centred=avg("cos_centred")[1:], per_layer_content=avg("cos_raw_content")[1:],
-                       per_layer_centred_content=avg("cos_centred_content")[1:], rel_dm=avg("rel_dm"),
-                       slope_centred=summarise_curve(avg("cos_centred"))["slope"],
-                       embedding_similarity=avg("cos_raw")[0],
-                       per_task={t: {"cos_raw": c["cos_raw"], "cos_centred": c["cos_centred"],
-                                     "cos_raw_content": c["cos_raw_content"], "rel_dm": c["rel_dm"],
-                                     "slope": summarise_curve(c["cos_raw"])["slope"],
-                                     "bound_holds_fraction": c["bound_holds_fraction"],
-                                     "ratio": c["ratio"], "bound_v": c["bound_v"],
-                                     "lambda_mean": c["lambda_mean"], "sigma1_mean": c["sigma1_mean"],
-                                     "sigma2_mean": c["sigma2_mean"], "gamma1_max": c["gamma1_max"],
-                                     "gamma2_max": c["gamma2_max"]} for t, c in per_task.items()})
-            if p.bounds:
-                rec["bound_holds_fraction"] = min(c["bound_holds_fraction"] for c in per_task.values()
-                                                  if c["bound_holds_fraction"] is not None)
-            metrics[mkey] = rec
-            _plot_similarity(plots / f"similarity_{mkey}.png", mkey, per_task)
+        rec = summarise_curve(avg("cos_raw"))                  # headline: the paper's raw cosine
+        rec.update(source=source, tasks=p.tasks, num_sequences_per_task=p.n_sentences,
+                   per_layer_centred=avg("cos_centred")[1:], per_layer_content=avg("cos_raw_content")[1:],
+                   per_layer_centred_content=avg("cos_centred_content")[1:], rel_dm=avg("rel_dm"),
+                   slope_centred=summarise_curve(avg("cos_centred"))["slope"],
+                   embedding_similarity=avg("cos_raw")[0],
+                   per_task={t: {"cos_raw": c["cos_raw"], "cos_centred": c["cos_centred"],
+                                 "cos_raw_content": c["cos_raw_content"], "rel_dm": c["rel_dm"],
+                                 "slope": summarise_curve(c["cos_raw"])["slope"],
+                                 "bound_holds_fraction": c["bound_holds_fraction"],
+                                 "ratio": c["ratio"], "bound_v": c["bound_v"],
+                                 "lambda_mean": c["lambda_mean"], "sigma1_mean": c["sigma1_mean"],
+                                 "sigma2_mean": c["sigma2_mean"], "gamma1_max": c["gamma1_max"],
+                                 "gamma2_max": c["gamma2_max"]} for t, c in per_task.items()})
+        if p.bounds:
+            rec["bound_holds_fraction"] = min(c["bound_holds_fraction"] for c in per_task.values()
+                                              if c["bound_holds_fraction"] is not None)
+        metrics[mkey] = rec
+        _plot_similarity(plots / f"similarity_{mkey}.png", mkey, per_task)
     _write_csv(plots / "similarity.csv", rows)
     _write_csv(plots / "layer_stats.csv", stat_rows)
     atomic_write_json(mdir / "similarity.json", metrics)
@@ -276,48 +286,37 @@ def run_probe(p: ProbeParams, ctx=None, **_) -> dict:
     plots, mdir = Path(p.plots_dir), Path(p.metrics_dir)
     per_model: dict[str, Any] = {}
     rows = []
-    for name in p.models:
-        key = _model_key(name)
-        missing = _model_available(name)
-        if missing:
-            per_model[key] = {"status": missing}
-            continue
-        encoder, tok = _load_encoder(name)
-        for label, source, status in _sources(p):
-            mkey = key if label == "real" else f"{key}_embedded"
-            if status:
-                per_model[mkey] = {"status": status}
-                continue
-            from arkbench.data import load_task
+    for mkey, source, encoder, tok in _model_runs(p, per_model):
+        from arkbench.data import load_task
 
-            dd = load_task(p.task, source, local_dir=p.local_dir, seed=p.data_seed)
+        dd = load_task(p.task, source, local_dir=p.local_dir, seed=p.data_seed)
 
-            def rows_of(split, n):
-                import numpy as np
+        def rows_of(split, n):
+            import numpy as np
 
-                ds = dd[split]
-                if len(ds) > n:   # a seeded random subset (files are often sorted by source)
-                    ds = ds.select(sorted(np.random.default_rng(p.data_seed).permutation(len(ds))[:n].tolist()))
-                return [tuple(ds[f][i] for f in spec.text_fields) for i in range(len(ds))], list(ds["label"])
+            ds = dd[split]
+            if len(ds) > n:   # a seeded random subset (files are often sorted by source)
+                ds = ds.select(sorted(np.random.default_rng(p.data_seed).permutation(len(ds))[:n].tolist()))
+            return [tuple(ds[f][i] for f in spec.text_fields) for i in range(len(ds))], list(ds["label"])
 
-            tr_x, tr_y = rows_of(spec.train_split, p.n_train)
-            te_x, te_y = rows_of(spec.eval_splits[0], p.n_test)
-            length = _fit_length(encoder, p.max_length)
-            tr_b = tokenize(tok, tr_x, length, p.batch_size)
-            te_b = tokenize(tok, te_x, length, p.batch_size)
-            errs = probe_errors(layer_features(encoder, tr_b, _specials(tok), p.pool), tr_y,
-                                layer_features(encoder, te_b, _specials(tok), p.pool), te_y,
-                                regression=regression, C=p.C, seed=p.data_seed)
-            sim = layer_curves(encoder, te_b, _specials(tok), bounds=False)
-            rec = summarise_probe(errs, tr_y, te_y, regression)
-            rec.update(similarity=sim["cos_raw"][1:], similarity_centred=sim["cos_centred"][1:],
-                       source=source, task=p.task, n_train=len(tr_x), n_test=len(te_x), pool=p.pool,
-                       error_kind="1 - pearson" if regression else "1 - accuracy")
-            per_model[mkey] = rec
-            for l in range(len(errs)):
-                rows.append({"model": mkey, "source": source, "task": p.task, "layer": l, "error": errs[l],
-                             "cos_raw": sim["cos_raw"][l], "cos_centred": sim["cos_centred"][l]})
-            _plot_probe(plots / f"probe_{mkey}.png", f"{mkey} / {p.task} ({source})", errs, sim["cos_raw"])
+        tr_x, tr_y = rows_of(spec.train_split, p.n_train)
+        te_x, te_y = rows_of(spec.eval_splits[0], p.n_test)
+        length = _fit_length(encoder, p.max_length)
+        tr_b = tokenize(tok, tr_x, length, p.batch_size)
+        te_b = tokenize(tok, te_x, length, p.batch_size)
+        errs = probe_errors(layer_features(encoder, tr_b, _specials(tok), p.pool), tr_y,
+                            layer_features(encoder, te_b, _specials(tok), p.pool), te_y,
+                            regression=regression, C=p.C, seed=p.data_seed)
+        sim = layer_curves(encoder, te_b, _specials(tok), bounds=False)
+        rec = summarise_probe(errs, tr_y, te_y, regression)
+        rec.update(similarity=sim["cos_raw"][1:], similarity_centred=sim["cos_centred"][1:],
+                   source=source, task=p.task, n_train=len(tr_x), n_test=len(te_x), pool=p.pool,
+                   error_kind="1 - pearson" if regression else "1 - accuracy")
+        per_model[mkey] = rec
+        for l in range(len(errs)):
+            rows.append({"model": mkey, "source": source, "task": p.task, "layer": l, "error": errs[l],
+                         "cos_raw": sim["cos_raw"][l], "cos_centred": sim["cos_centred"][l]})
+        _plot_probe(plots / f"probe_{mkey}.png", f"{mkey} / {p.task} ({source})", errs, sim["cos_raw"])
     _write_csv(plots / "probe.csv", rows)
     # top level: the first model's real-data result, else its embedded one (claims read these keys)
     first = _model_key(p.models[0]) if p.models else None
