@@ -284,3 +284,14 @@ def test_shipped_params_validate():
 
     problems = [p for p in check_all(REPO / "params.yaml") if "pretrain" in p]
     assert problems == []
+
+
+def test_checkpoint_fingerprint_changes_with_code(monkeypatch):
+    """A checkpoint written by other code is never resumed (the fingerprint covers the code)."""
+    from arkbench.training import pretrain
+
+    p = _params()
+    before = pretrain.fingerprint(p, "bert", 0)
+    assert before == pretrain.fingerprint(p, "bert", 0)
+    monkeypatch.setattr(pretrain, "code_digest", lambda: "edited")
+    assert pretrain.fingerprint(p, "bert", 0) != before

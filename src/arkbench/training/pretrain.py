@@ -222,11 +222,25 @@ _NOT_IN_FINGERPRINT = {"checkpoint_every", "keep_checkpoints", "log_every", "eva
                        "eval_batch_size", "output_dir", "plots_dir", "checkpoint_dir", "num_threads", "device"}
 
 
+def code_digest() -> str:
+    """Hash of the code that shapes a training run (models, training loops, tokenizer).
+
+    Part of the checkpoint fingerprint: a code change (a loss fix, say) must retrain,
+    never resume from a checkpoint the old code wrote.
+    """
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted([*(root / "models").glob("*.py"), *(root / "training").glob("*.py"), root / "tokenization.py"]):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def fingerprint(p: PretrainParams, variant: str, seed: int) -> str:
     """Hash of everything that changes the training trajectory (resume only if equal)."""
     d = {k: v for k, v in p.model_dump(mode="json").items() if k not in _NOT_IN_FINGERPRINT}
     d["variants"] = d["variants"][variant]
-    blob = json.dumps({"params": d, "variant": variant, "seed": seed}, sort_keys=True)
+    blob = json.dumps({"params": d, "variant": variant, "seed": seed, "code": code_digest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
