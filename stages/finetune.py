@@ -8,19 +8,8 @@ origin comes from params (`finetune.models` vs `finetune.ref_models`). The resul
 `run_task` (mean / std over `finetune.seeds`, per-seed metrics) is written to
 metrics/finetune/<model>-<task>.json.
 """
-import sys
-
 from arkbench.stage import stage_main
-from arkbench.training.finetune import metrics_path, run
-
-
-def _arg(name: str) -> str:
-    argv = sys.argv[1:]
-    flag = f"--{name}"
-    if flag not in argv or argv.index(flag) + 1 >= len(argv):
-        raise SystemExit(f"usage: stages/finetune.py --model <name> --task <task> (missing {flag})")
-    return argv[argv.index(flag) + 1]
-
+from arkbench.training.finetune import run
 
 if __name__ == "__main__":
-    stage_main("finetune", run, metrics_path=metrics_path("metrics/finetune", _arg("model"), _arg("task")))
+    stage_main("finetune", run, metrics_path="metrics/finetune/{model}-{task}.json", distributed=True)

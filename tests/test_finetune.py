@@ -172,7 +172,7 @@ def test_stage_end_to_end(tmp_path, tiny_ckpt, data, monkeypatch):
     import shutil
 
     from arkbench.stage import stage_main
-    from arkbench.training.finetune import metrics_path, run
+    from arkbench.training.finetune import run
 
     monkeypatch.setenv("ARKBENCH_TRACKING", "off")
     monkeypatch.chdir(tmp_path)
@@ -183,9 +183,9 @@ def test_stage_end_to_end(tmp_path, tiny_ckpt, data, monkeypatch):
                            "hp": {**FAST, "max_steps": 5}},
               "profiles": {"smoke": {"finetune": {"hp": {"max_steps": 6}}}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    out = metrics_path("metrics/finetune", "tiny", "rte")
+    out = "metrics/finetune/{model}-{task}.json"
     res = stage_main("finetune", run, argv=["--model", "tiny", "--task", "rte"], metrics_path=out)
-    written = json.loads((tmp_path / out).read_text())
+    written = json.loads((tmp_path / "metrics/finetune/tiny-rte.json").read_text())
     assert written == json.loads(json.dumps(res))
     assert written["model"] == "tiny" and written["seeds"][0]["seed"] == 3
     assert written["seeds"][0]["train_steps"] == 6         # profile override merged

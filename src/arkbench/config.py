@@ -75,11 +75,7 @@ def _import_schemas() -> None:
         "arkbench.report.build",
         "arkbench.papers.oversmoothing.stages",
     ):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a module not written yet must not break the others
-            if e.name != mod and not mod.startswith(str(e.name)):
-                raise
+        importlib.import_module(mod)
 
 
 class Globals(Section):
@@ -127,7 +123,7 @@ def _format_error(file: Path, prefix: str, err: ValidationError) -> str:
 
 
 def validate_section(name: str, values: dict, file: Path | str = DEFAULT_PARAMS,
-                     prefix: str | None = None, note: str = "") -> BaseModel:
+                     note: str = "") -> BaseModel:
     schema = registered_sections().get(name)
     if schema is None:
         raise ParamsError(f"{file}: no schema registered for section {name!r}; "
@@ -135,10 +131,10 @@ def validate_section(name: str, values: dict, file: Path | str = DEFAULT_PARAMS,
     try:
         return schema.model_validate(values)
     except ValidationError as e:
-        msg = _format_error(Path(file), prefix or name, e)
+        msg = _format_error(Path(file), name, e)
         allowed = sorted(schema.model_fields)
         if "unknown key" in msg:
-            msg += f"\n  allowed keys in {prefix or name}: {', '.join(allowed)}"
+            msg += f"\n  allowed keys in {name}: {', '.join(allowed)}"
         if note:
             msg += f"\n  ({note})"
         raise ParamsError(msg) from None

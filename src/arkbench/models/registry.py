@@ -48,8 +48,4 @@ def _load_plugins() -> None:
     import importlib
 
     for mod in ("arkbench.papers.oversmoothing.fusion",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if not mod.startswith(str(e.name)):
-                raise
+        importlib.import_module(mod)

@@ -417,7 +417,3 @@ def run(params: FinetuneParams, ctx, model: str, task: str) -> dict:
                    model_name=model)
     return res
 
-
-def metrics_path(out_dir: str, model: str, task: str) -> str:
-    """Where the stage writes its result: <out_dir>/<model>-<task>.json."""
-    return str(Path(out_dir) / f"{model}-{task}.json")
