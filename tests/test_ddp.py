@@ -113,3 +113,73 @@ def test_ddp_two_ranks_match_single_process(tmp_path):
     assert (tmp_path / "ddp" / "models" / "pretrain" / "bert" / "model.safetensors").exists()
     ck = sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "pretrain" / "bert").glob("step_*.pt"))
     assert ck == ["step_00000010.pt", "step_00000020.pt"]
+
+
+# ----------------------------------------------------------------- fine-tuning under DDP
+FT_WORKER = textwrap.dedent('''
+    import faulthandler, hashlib, json, os, sys
+    faulthandler.dump_traceback_later(50, exit=True)
+    from pathlib import Path
+    import numpy as np
+    from arkbench.data import load_task
+    from arkbench.training.finetune import run_task
+    from arkbench.training import glue
+
+    out, ckpt, hp = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    rank = int(os.environ.get("RANK", "0"))
+
+    def report(seed, model, loader):
+        h = hashlib.sha256()
+        state = model.state_dict()
+        for k in sorted(state):
+            h.update(state[k].detach().contiguous().numpy().tobytes())
+        np.save(out / f"logits_rank{rank}.npy", glue.predict(model, loader, next(model.parameters()).device))
+        return {"sha256": h.hexdigest()}
+
+    res = run_task("rte", ckpt, hp, [0], data=load_task("rte", "embedded", embedded_sizes=(200, 64)),
+                   on_trained=report)
+    (out / f"rank{rank}.json").write_text(json.dumps(res, default=str))
+''')
+
+
+def test_ddp_finetune_two_ranks_match_single_process(tmp_path):
+    """run_task under torchrun: 2 ranks x batch 8 take the steps of 1 process x batch 16."""
+    from arkbench.data import load_task
+    from arkbench.models import EncoderConfig, MaskedLM, save_pretrained
+    from arkbench.tokenization import train_wordpiece
+
+    dd = load_task("rte", "embedded", embedded_sizes=(200, 64))
+    tok = train_wordpiece(list(dd["train"]["sentence1"]) + list(dd["train"]["sentence2"]), 300, min_frequency=1)
+    cfg = EncoderConfig(vocab_size=len(tok), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                        max_position_embeddings=64, hidden_dropout_prob=0.0, attention_dropout_prob=0.0)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny"
+    save_pretrained(MaskedLM(cfg), ckpt)
+    tok.save_pretrained(str(ckpt))
+    hp = {"lr": 3e-3, "epochs": 2, "max_seq_len": 64, "eval_batch_size": 32, "classifier_dropout": 0.0}
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                          "MASTER_PORT")}
+    env.update(ARKBENCH_TRACKING="off", OMP_NUM_THREADS="1", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    worker = tmp_path / "ft_worker.py"
+    worker.write_text(FT_WORKER)
+    procs = {}
+    for name, nproc, bs in (("ddp", 2, 8), ("single", 1, 16)):
+        (tmp_path / name).mkdir()
+        cmd = [str(worker), str(tmp_path / name), str(ckpt), json.dumps({**hp, "batch_size": bs})]
+        cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *cmd]
+               if nproc > 1 else [sys.executable, *cmd])
+        procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for p in procs.values():
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-4000:]
+    r0, r1, s = (json.loads((tmp_path / d / f).read_text())
+                 for d, f in (("ddp", "rank0.json"), ("ddp", "rank1.json"), ("single", "rank0.json")))
+    assert r0["seeds"][0]["sha256"] == r1["seeds"][0]["sha256"], "DDP ranks' fine-tuned weights diverged"
+    # 200 rows // 16 = 12 global batches per epoch, 2 epochs, whatever the world size
+    assert r0["seeds"][0]["train_steps"] == s["seeds"][0]["train_steps"] == 24
+    import numpy as np
+
+    ld, ls = np.load(tmp_path / "ddp" / "logits_rank0.npy"), np.load(tmp_path / "single" / "logits_rank0.npy")
+    assert ld.shape == ls.shape == (64, 2)
+    assert np.abs(ld - ls).max() < 1e-4, f"DDP logits differ from one process by {np.abs(ld - ls).max()}"
+    assert r0["mean"] == s["mean"]   # same predictions -> same accuracy

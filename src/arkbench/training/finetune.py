@@ -286,12 +286,13 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
     np.random.seed(seed % (2**32))
     model = _build_model(prep.spec, init, hp, fusion, fusion_kwargs)
     ddp = dist_utils.wrap(model, info)
-    sampler = None
-    if info.enabled:
-        sampler = torch.utils.data.distributed.DistributedSampler(
-            prep.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
-    loader = glue_data.make_loader(prep.train, hp.batch_size, shuffle=True, seed=seed, pad_id=pad_id,
-                                   sampler=sampler)
+    # the same global batches whatever the world size (batch_size rows per rank)
+    try:
+        sampler = glue_data.GlobalBatchSampler(len(prep.train), hp.batch_size, seed=seed, rank=info.rank,
+                                               world_size=info.world_size)
+    except ValueError as e:
+        raise ValueError(f"task {prep.spec.name!r}: {e}") from None
+    loader = glue_data.make_loader(prep.train, hp.batch_size, pad_id=pad_id, sampler=sampler)
     if len(loader) < hp.grad_accum:
         raise ValueError(f"task {prep.spec.name!r}: grad_accum={hp.grad_accum} exceeds the {len(loader)} "
                          f"batches of one epoch (batch_size={hp.batch_size})")
@@ -309,8 +310,7 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
     step, epoch, t0 = 0, 0, time.time()
     loss_sum, loss_n = 0.0, 0
     while step < total:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         batches = iter(loader)
         while step < total:
             micro = list(itertools.islice(batches, hp.grad_accum))

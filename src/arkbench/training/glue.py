@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["encode", "collate", "make_loader", "predict", "split_metrics", "MODEL_INPUTS"]
+__all__ = ["encode", "collate", "make_loader", "GlobalBatchSampler", "predict", "split_metrics", "MODEL_INPUTS"]
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -63,11 +63,55 @@ def collate(batch: Sequence[dict[str, Any]], pad_id: int = 0,
     return out
 
 
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    """Shuffled global batches of ``batch_size x world_size`` rows; rank r takes slice r.
+
+    Every epoch is a fresh permutation keyed on (seed, epoch) only, so one process with
+    batch B*W and W ranks with batch B see the same global batches in the same order:
+    DDP fine-tuning takes the single-process optimiser steps (up to float summation order
+    and per-rank dropout). The incomplete last global batch is dropped (it would give
+    ranks unequal shares and bias the all-reduced mean gradient).
+
+        sampler = GlobalBatchSampler(n, 16, seed=0, rank=info.rank, world_size=info.world_size)
+        DataLoader(features, batch_sampler=sampler, ...)   # call sampler.set_epoch(e) per epoch
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world_size
+        self.epoch = 0
+        if n < batch_size * world_size:
+            raise ValueError(f"{n} training rows cannot fill one global batch of {batch_size} x {world_size} "
+                             f"ranks; lower batch_size")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // (self.batch_size * self.world)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        glob = self.batch_size * self.world
+        lo = self.rank * self.batch_size
+        for start in range(0, len(self) * glob, glob):
+            yield perm[start + lo:start + lo + self.batch_size]
+
+
 def make_loader(features: Sequence[dict[str, Any]], batch_size: int, *, shuffle: bool = False,
                 seed: int = 0, pad_id: int = 0, keys: Iterable[str] | None = None,
                 sampler: Any = None) -> torch.utils.data.DataLoader:
-    """A DataLoader over `features`; shuffling is seeded (deterministic order per seed)."""
+    """A DataLoader over `features`; shuffling is seeded (deterministic order per seed).
+
+    `sampler` may be a batch sampler (:class:`GlobalBatchSampler`), which then decides
+    batching and order.
+    """
     keys = tuple(keys) if keys is not None else None
+    if isinstance(sampler, GlobalBatchSampler):
+        return torch.utils.data.DataLoader(list(features), batch_sampler=sampler, num_workers=0,
+                                           collate_fn=lambda b: collate(b, pad_id, keys))
     gen = torch.Generator().manual_seed(seed) if shuffle and sampler is None else None
     return torch.utils.data.DataLoader(
         list(features), batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
