@@ -67,7 +67,12 @@ def build_optimizer(model: nn.Module, name: str = "adamw", lr: float = 1e-4, wei
                     betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6) -> Optimizer:
     groups = param_groups(model, weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+        # fused: one kernel per step instead of ~10 per tensor; torch only picks it by
+        # itself on CUDA, and on CPU the per-tensor loop costs as much as a tiny model's
+        # backward pass (benchmarks/bench_encoder.py measures it)
+        params = [p for g in groups for p in g["params"]]
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
     if name == "lamb":
         return Lamb(groups, lr=lr, betas=betas, eps=eps)
     raise ValueError(f"optimizer {name!r}: allowed 'adamw' or 'lamb'")
