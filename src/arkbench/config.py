@@ -62,6 +62,15 @@ def registered_sections() -> dict[str, type[BaseModel]]:
     return dict(_SECTIONS)
 
 
+def _schema(name: str) -> type[BaseModel] | None:
+    # A stage script imports its own module (which registers its section) before asking
+    # for params: importing every owner module here would cost seconds of torch/datasets
+    # imports in stages that need neither.
+    if name not in _SECTIONS:
+        _import_schemas()
+    return _SECTIONS.get(name)
+
+
 def _import_schemas() -> None:
     # Each library module registers its own section when imported; this list is
     # the one place that knows which modules own sections.
@@ -87,17 +96,27 @@ def params_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("ARKBENCH_PARAMS", DEFAULT_PARAMS))
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml: ~10x faster on params.yaml
+_READ_CACHE: dict[tuple, dict] = {}
+
+
 def read_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The parsed params file (a fresh copy; parsed once per file version per process)."""
     p = params_path(path)
     if not p.exists():
         raise ParamsError(f"{p}: params file not found (run from the repository root)")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ParamsError(f"{p}: top level must be a mapping, got {type(data).__name__}")
-    return data
+    st = p.stat()
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _READ_CACHE:
+        try:
+            data = yaml.load(p.read_text(), Loader=_LOADER) or {}
+        except yaml.YAMLError as e:
+            raise ParamsError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ParamsError(f"{p}: top level must be a mapping, got {type(data).__name__}")
+        _READ_CACHE.clear()
+        _READ_CACHE[key] = data
+    return copy.deepcopy(_READ_CACHE[key])
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -124,10 +143,10 @@ def _format_error(file: Path, prefix: str, err: ValidationError) -> str:
 
 def validate_section(name: str, values: dict, file: Path | str = DEFAULT_PARAMS,
                      note: str = "") -> BaseModel:
-    schema = registered_sections().get(name)
+    schema = _schema(name)
     if schema is None:
         raise ParamsError(f"{file}: no schema registered for section {name!r}; "
-                          f"known: {sorted(_SECTIONS)}")
+                          f"known: {sorted(registered_sections())}")
     try:
         return schema.model_validate(values)
     except ValidationError as e:

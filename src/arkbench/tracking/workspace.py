@@ -75,7 +75,7 @@ def dvc_stage_hash(stage: str, lock_file: str | os.PathLike = "dvc.lock") -> str
     after the command succeeds).
     """
     try:
-        lock = yaml.safe_load(Path(lock_file).read_text()) or {}
+        lock = yaml.load(Path(lock_file).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except (OSError, yaml.YAMLError):
         return "unlocked"
     entry = (lock.get("stages") or {}).get(stage) if isinstance(lock, dict) else None
