@@ -246,3 +246,39 @@ def test_stage_main_logs_to_default_sqlite_store(tmp_path):
     assert len(runs) == 1
     assert runs[0].data.metrics["score"] == 0.5 and runs[0].data.metrics["nested/acc"] == 0.75
     assert len(client.get_metric_history(runs[0].info.run_id, "loss")) == 50
+
+
+def test_worker_tracker_replays_calls_and_marks_a_killed_stage(store, tmp_path):
+    """Stages log through a worker process; if the stage dies (stdin closes with no
+    "end"), the worker still writes what it got and ends the run KILLED, not RUNNING."""
+    from arkbench.tracking import open_stage_tracker
+    from arkbench.tracking.worker import WorkerTracker
+
+    t = open_stage_tracker(stage="finetune@tiny-rte", section="finetune", profile="smoke",
+                           params={"lr": 0.001}, matrix={"model": "tiny", "task": "rte"})
+    assert isinstance(t, WorkerTracker)
+    for i in range(5):
+        t.log_metrics({"loss": 1.0 / (i + 1)}, step=i, timestamp_ms=1_000_000 + i)
+    t.log_artifact(tmp_path / "params.yaml")
+    t._proc.stdin.close()            # what a kill -9 of the stage looks like to the worker
+    assert t._proc.wait(timeout=60) == 0
+    runs = [r for r in _runs(store, "arkbench/core") if r.data.tags.get("arkbench.is_parent") != "true"]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "KILLED"
+    assert run.data.params["lr"] == "0.001" and run.data.tags["arkbench.stage"] == "finetune@tiny-rte"
+    hist = sorted(store.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)
+    assert [m.step for m in hist] == list(range(5))
+    assert [m.timestamp for m in hist] == [1_000_000 + i for i in range(5)]   # the stage's clock, not the worker's
+    assert [a.path for a in store.list_artifacts(run.info.run_id)] == ["params.yaml"]
+
+
+def test_worker_tracker_end_waits_for_the_run(store):
+    from arkbench.tracking import open_stage_tracker
+
+    t = open_stage_tracker(stage="pretrain", section="pretrain", profile="smoke", params={})
+    t.log_metrics({"mlm_loss": 2.5}, step=1)
+    t.end("FINISHED")
+    t.end("FINISHED")                # idempotent
+    run = [r for r in _runs(store, experiment_for("pretrain")) if r.data.tags.get("arkbench.is_parent") != "true"][0]
+    assert run.info.status == "FINISHED" and run.data.metrics["mlm_loss"] == 2.5

@@ -131,12 +131,13 @@ def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | 
         raise SystemExit(2) from None
     seed_everything(g.seed)
 
-    from .tracking import Tracker, open_tracker
+    from .tracking import Tracker, open_stage_tracker
 
     t0 = time.time()
     is_main = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 reports
-    tracker = (open_tracker(stage=stage, section=section, profile=g.profile,
-                            params=params.model_dump(mode="json"), matrix=matrix)
+    # a worker process opens the MLflow run while this one imports and works
+    tracker = (open_stage_tracker(stage=stage, section=section, profile=g.profile,
+                                  params=params.model_dump(mode="json"), matrix=matrix)
                if is_main else Tracker())
     ctx = StageContext(stage=stage, section=section, profile=g.profile, seed=g.seed,
                        matrix=matrix, tracker=tracker)

@@ -30,7 +30,7 @@ from .experiments import EXPERIMENTS, FALLBACK_EXPERIMENT, experiment_for
 from .tracker import MlflowTracker, Tracker, clean_key
 from .workspace import data_source, dvc_stage_hash, git_commit, run_group_id
 
-__all__ = ["open_tracker", "Tracker", "MlflowTracker", "EXPERIMENTS", "FALLBACK_EXPERIMENT",
+__all__ = ["open_tracker", "open_stage_tracker", "Tracker", "MlflowTracker", "EXPERIMENTS", "FALLBACK_EXPERIMENT",
            "experiment_for", "run_group_id", "tracking_uri", "quiet_mlflow", "clean_key"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -114,3 +114,18 @@ def open_tracker(stage: str, section: str, profile: str, params: dict[str, Any] 
         flat.setdefault("profile", profile)
         tracker.log_params(flat)
     return tracker
+
+
+def open_stage_tracker(stage: str, section: str, profile: str, params: dict[str, Any] | None = None,
+                       matrix: dict[str, Any] | None = None) -> Tracker:
+    """What stages use: :func:`open_tracker` run in a worker process beside the stage.
+
+    Returns at once; MLflow's import and the run's creation overlap the stage's own
+    start-up on another core (see :mod:`arkbench.tracking.worker`).
+    """
+    if not tracking_enabled():
+        return Tracker()
+    from .worker import WorkerTracker
+
+    return WorkerTracker({"stage": stage, "section": section, "profile": profile,
+                          "params": params, "matrix": matrix})

@@ -49,7 +49,8 @@ class Tracker:
 
     def log_params(self, params: dict[str, Any]) -> None: ...
     def set_tags(self, tags: dict[str, Any]) -> None: ...
-    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None: ...
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None,
+                    timestamp_ms: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def flush(self) -> None: ...
     def end(self, status: str = "FINISHED") -> None: ...
@@ -154,12 +155,13 @@ class MlflowTracker(Tracker):
         for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
             self._guard("setting tags", lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
 
-    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None,
+                    timestamp_ms: int | None = None) -> None:
         if not self.enabled or self.run_id is None:
             return
         from mlflow.entities import Metric
 
-        ts = int(time.time() * 1000)
+        ts = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
         for k, v in metrics.items():
             if isinstance(v, bool):
                 v = float(v)
