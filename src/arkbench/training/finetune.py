@@ -292,7 +292,7 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
                                                world_size=info.world_size)
     except ValueError as e:
         raise ValueError(f"task {prep.spec.name!r}: {e}") from None
-    loader = glue_data.make_loader(prep.train, hp.batch_size, pad_id=pad_id, sampler=sampler)
+    loader = glue_data.make_loader(prep.train, pad_id=pad_id, batch_sampler=sampler)
     if len(loader) < hp.grad_accum:
         raise ValueError(f"task {prep.spec.name!r}: grad_accum={hp.grad_accum} exceeds the {len(loader)} "
                          f"batches of one epoch (batch_size={hp.batch_size})")

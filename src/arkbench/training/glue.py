@@ -100,22 +100,22 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
             yield perm[start + lo:start + lo + self.batch_size]
 
 
-def make_loader(features: Sequence[dict[str, Any]], batch_size: int, *, shuffle: bool = False,
+def make_loader(features: Sequence[dict[str, Any]], batch_size: int = 1, *, shuffle: bool = False,
                 seed: int = 0, pad_id: int = 0, keys: Iterable[str] | None = None,
-                sampler: Any = None) -> torch.utils.data.DataLoader:
+                batch_sampler: GlobalBatchSampler | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader over `features`; shuffling is seeded (deterministic order per seed).
 
-    `sampler` may be a batch sampler (:class:`GlobalBatchSampler`), which then decides
-    batching and order.
+    With `batch_sampler` (training), it decides batching and order and `batch_size` /
+    `shuffle` / `seed` are unused.
     """
     keys = tuple(keys) if keys is not None else None
-    if isinstance(sampler, GlobalBatchSampler):
-        return torch.utils.data.DataLoader(list(features), batch_sampler=sampler, num_workers=0,
-                                           collate_fn=lambda b: collate(b, pad_id, keys))
-    gen = torch.Generator().manual_seed(seed) if shuffle and sampler is None else None
-    return torch.utils.data.DataLoader(
-        list(features), batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-        generator=gen, num_workers=0, collate_fn=lambda b: collate(b, pad_id, keys))
+    collate_fn = lambda b: collate(b, pad_id, keys)  # noqa: E731
+    if batch_sampler is not None:
+        return torch.utils.data.DataLoader(list(features), batch_sampler=batch_sampler, num_workers=0,
+                                           collate_fn=collate_fn)
+    gen = torch.Generator().manual_seed(seed) if shuffle else None
+    return torch.utils.data.DataLoader(list(features), batch_size=batch_size, shuffle=shuffle, generator=gen,
+                                       num_workers=0, collate_fn=collate_fn)
 
 
 @torch.no_grad()
