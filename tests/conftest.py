@@ -18,11 +18,22 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("ARKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def in_ci() -> bool:
+    """CI sets CI=true (.ci/run does, as GitHub Actions and GitLab do)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The real-data folder. Missing: a skip on a developer's machine, a failure in CI
+    (CI=true), where ../shared/data is part of the contract and a silent skip would keep
+    the real-data tests from ever running. Checked with a subprocess in tests/test_conftest.py."""
     d = shared_data_dir()
     if not d.is_dir():
-        pytest.skip(f"real data not found at {d} (set ARKBENCH_SHARED_DATA); CI has it at ../shared/data")
+        msg = f"real data not found at {d} (set ARKBENCH_SHARED_DATA); CI has it at ../shared/data"
+        if in_ci():
+            pytest.fail(f"CI=true and {msg}", pytrace=False)
+        pytest.skip(msg)
     return d
 
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import datasets
@@ -218,14 +216,6 @@ def stage_env(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARKBENCH_TRACKING", "off")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        from arkbench.tracking import open_tracker  # noqa: F401
-    except ImportError:  # tracking not written yet: a no-op stand-in
-        fake = types.ModuleType("arkbench.tracking")
-        noop = types.SimpleNamespace(log_metrics=lambda *a, **k: None, end=lambda *a, **k: None,
-                                     log_artifact=lambda *a, **k: None)
-        fake.open_tracker = lambda **kw: noop
-        monkeypatch.setitem(sys.modules, "arkbench.tracking", fake)
     return tmp_path
 
 

@@ -23,25 +23,39 @@ import torch
 
 WORKER = textwrap.dedent('''
     import faulthandler, hashlib, json, os, random, sys
-    faulthandler.dump_traceback_later(50, exit=True)   # a hang fails with a stack, not a silent timeout
+    faulthandler.dump_traceback_later(400, exit=True)   # a hang fails with a stack, not a silent timeout
     from pathlib import Path
     import torch
     from datasets import Dataset, DatasetDict
+    import torch.distributed as dist
+    from arkbench.training import distributed as D
     from arkbench.training.pretrain import PretrainParams, train
 
+    seen = {}
+    _init = D.init
+
+    def init(*a, **k):                     # record what training really ran under
+        info = _init(*a, **k)
+        seen.update(world_size=info.world_size, rank=info.rank, initialized=dist.is_initialized(),
+                    group_size=dist.get_world_size() if dist.is_initialized() else None,
+                    backend=dist.get_backend() if dist.is_initialized() else None)
+        return info
+
+    D.init = init
     out = Path(sys.argv[1])
     params = PretrainParams.model_validate(json.loads(sys.argv[2]))
     corpus = DatasetDict({s: Dataset.from_dict({"text": Path(sys.argv[3], f"{s}.txt").read_text().splitlines()})
                           for s in ("train", "validation")})
-    res = train(params, "bert", seed=0, corpus=corpus, workdir=out, progress=False)
     rank = int(os.environ.get("RANK", "0"))
+    # each rank gets its own workdir, so what rank 1 writes can be seen (it must write nothing)
+    res = train(params, "bert", seed=0, corpus=corpus, workdir=out / f"work{rank}", progress=False)
     state = res.model.state_dict()
     h = hashlib.sha256()
     for k in sorted(state):
         h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
     torch.save(state, out / f"weights_rank{rank}.pt")
     (out / f"rank{rank}.json").write_text(json.dumps({"sha256": h.hexdigest(), "curve": res.curve,
-                                                      "metrics": res.metrics}))
+                                                      "metrics": res.metrics, "dist": seen}))
 ''')
 
 ADJ = "big small red old young quiet happy dark bright cold".split()
@@ -84,6 +98,10 @@ def _launch(tmp: Path, name: str, nproc: int, params: dict, corpus: Path) -> sub
 
 
 def test_ddp_two_ranks_match_single_process(tmp_path):
+    """Checked against a switched-off feature: with `distributed.init()` forced to world
+    size 1, each torchrun process trains the whole batch alone and still matches the
+    single process, so the curve comparison alone passes; the world-size / process-group
+    and "rank 1 wrote nothing" assertions fail."""
     from arkbench.tokenization import train_wordpiece
 
     corpus = _corpus(tmp_path / "corpus")
@@ -96,10 +114,15 @@ def test_ddp_two_ranks_match_single_process(tmp_path):
     ddp = _launch(tmp_path, "ddp", 2, {**params, "grad_accum": 2}, corpus)   # 2 ranks x 2 micro x 2 rows
     single = _launch(tmp_path, "single", 1, params, corpus)                  # 1 process x 8 rows
     for p in (ddp, single):
-        _, err = p.communicate(timeout=90)
+        _, err = p.communicate(timeout=450)
         assert p.returncode == 0, err[-4000:]
     r0, r1, s = (json.loads((tmp_path / d / f).read_text())
                  for d, f in (("ddp", "rank0.json"), ("ddp", "rank1.json"), ("single", "rank0.json")))
+    # training really ran as 2 ranks in one gloo process group (not 2 independent processes)
+    for rank, r in enumerate((r0, r1)):
+        assert r["dist"] == {"world_size": 2, "rank": rank, "initialized": True, "group_size": 2,
+                             "backend": "gloo"}, r["dist"]
+    assert s["dist"] == {"world_size": 1, "rank": 0, "initialized": False, "group_size": None, "backend": None}
     assert r0["sha256"] == r1["sha256"], "DDP ranks' parameters diverged"
     assert r0["curve"] == r1["curve"], "ranks log the same all-reduced loss"
     assert [c[0] for c in r0["curve"]] == [c[0] for c in s["curve"]] == list(range(1, 21))
@@ -109,16 +132,20 @@ def test_ddp_two_ranks_match_single_process(tmp_path):
     ws = torch.load(tmp_path / "single" / "weights_rank0.pt")
     assert max((wd[k] - ws[k]).abs().max().item() for k in wd) < 1e-4
     assert abs(r0["metrics"]["val_loss"] - s["metrics"]["val_loss"]) < 1e-4
-    # only rank 0 wrote outputs; the rank-1 process wrote nothing but its own report
-    assert (tmp_path / "ddp" / "models" / "pretrain" / "bert" / "model.safetensors").exists()
-    ck = sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "pretrain" / "bert").glob("step_*.pt"))
+    # only rank 0 wrote outputs; rank 1's workdir stays empty (its report is the worker's own)
+    w0, w1 = tmp_path / "ddp" / "work0", tmp_path / "ddp" / "work1"
+    assert (w0 / "models" / "pretrain" / "bert" / "model.safetensors").exists()
+    assert (w0 / "plots" / "pretrain" / "bert.csv").exists()
+    ck = sorted(p.name for p in (w0 / "checkpoints" / "pretrain" / "bert").glob("step_*.pt"))
     assert ck == ["step_00000010.pt", "step_00000020.pt"]
+    written_by_rank1 = [str(p.relative_to(w1)) for p in w1.rglob("*") if p.is_file()] if w1.exists() else []
+    assert written_by_rank1 == [], f"rank 1 wrote {written_by_rank1}"
 
 
 # ----------------------------------------------------------------- fine-tuning under DDP
 FT_WORKER = textwrap.dedent('''
     import faulthandler, hashlib, json, os, sys
-    faulthandler.dump_traceback_later(50, exit=True)
+    faulthandler.dump_traceback_later(400, exit=True)
     from pathlib import Path
     import numpy as np
     from arkbench.data import load_task
@@ -170,7 +197,7 @@ def test_ddp_finetune_two_ranks_match_single_process(tmp_path):
                if nproc > 1 else [sys.executable, *cmd])
         procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for p in procs.values():
-        _, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=450)
         assert p.returncode == 0, err[-4000:]
     r0, r1, s = (json.loads((tmp_path / d / f).read_text())
                  for d, f in (("ddp", "rank0.json"), ("ddp", "rank1.json"), ("single", "rank0.json")))

@@ -97,5 +97,6 @@ def lr_lambda(step: int, warmup_steps: int, total_steps: int, schedule: str = "l
 
 def build_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int,
                     schedule: str = "linear", power: float = 1.0) -> LambdaLR:
-    lr_lambda(0, warmup_steps, total_steps, schedule, power)  # validate the name now
+    # validate the name now: at the first post-warm-up step (step 0 returns in the warm-up branch)
+    lr_lambda(warmup_steps, warmup_steps, total_steps, schedule, power)
     return LambdaLR(optimizer, lambda s: lr_lambda(s, warmup_steps, total_steps, schedule, power))
