@@ -75,14 +75,30 @@ def test_hadolint_passes() -> None:
 
 
 def test_base_image_is_pinned() -> None:
+    """FROM takes the base from ARG BASE_IMAGE (the CPU check swaps it); its default is pinned.
+
+    Checked against a copy with the default set to `pytorch/pytorch:latest` or FROM naming
+    an ARG that has no default: both fail here.
+    """
+    head = []  # ARGs before the first FROM: the only ones a FROM line can use
+    for word, args in instructions():
+        if word == "FROM":
+            break
+        if word == "ARG":
+            head.append(args)
+    defaults = dict(a.split("=", 1) for a in head if "=" in a)
     froms = of("FROM")
     assert froms, "no FROM"
     for args in froms:
         image = [a for a in args.split() if not a.startswith("--")][0]
-        assert "$" not in image, f"base image must be literal, got {image}"
+        m = re.fullmatch(r"\$\{?(\w+)\}?", image)
+        if m:
+            assert m.group(1) in defaults, f"FROM {image}: ARG {m.group(1)} has no default before FROM"
+            image = defaults[m.group(1)]
+        assert "$" not in image, f"base image must be literal or a plain ARG, got {image}"
         tag = image.split("/")[-1].partition(":")[2].split("@")[0]
         assert "@sha256:" in image or tag not in ("", "latest"), f"unpinned base image {image}"
-    assert "cuda" in froms[0] and "pytorch" in froms[0], froms[0]
+        assert "cuda" in image and "pytorch" in image, f"the default base must be the CUDA PyTorch image: {image}"
 
 
 def test_runs_as_non_root() -> None:
@@ -104,6 +120,9 @@ def test_installs_without_the_torch_pin() -> None:
     lines = [ln for ln in (REPO / "constraints.txt").read_text().splitlines() if ln.strip()]
     dropped = [ln for ln in lines if re.search(pattern, ln)]
     assert [d.split("==")[0] for d in dropped] == ["torch"], f"filter drops {dropped}"
+    # the base's torch is pinned when it has one, else the constraints.txt pin comes back
+    assert re.search(r"pip list --format=freeze \| grep '\^torch==' \|\| grep '\^torch==' constraints\.txt",
+                     runs), "no fallback to the constraints.txt torch pin for a base without torch"
     # every pip install with constraints uses the filtered file, never constraints.txt itself
     for cmd in re.split(r"&&|;", runs):
         if "pip install" in cmd and " -c " in cmd:
@@ -187,3 +206,54 @@ def test_mlflow_ui_service(compose: dict) -> None:
     assert ".:/workspace" in svc["volumes"]
     assert svc.get("image") == compose["services"]["pipeline"].get("image"), "same image"
     assert "deploy" not in svc, "the UI needs no GPU"
+
+
+# --- scripts/pip_sources.py (the container check's loopback package source) ---------------
+
+def test_pip_sources_serves_the_named_folders_only(tmp_path: Path) -> None:
+    """Local find-links / file:// index folders become loopback URLs; nothing else is served.
+
+    Checked against a copy whose translate_path returns every path unchanged: the
+    /etc/passwd request below then answers 200 and this test fails.
+    """
+    import os
+    import time
+    import urllib.error
+    import urllib.request
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    index = tmp_path / "pypi"
+    (index / "simple" / "demo").mkdir(parents=True)
+    (index / "files").mkdir()
+    (index / "files" / "demo-1.0.tar.gz").write_bytes(b"sdist")
+    (index / "simple" / "demo" / "index.html").write_text('<a href="../../files/demo-1.0.tar.gz">x</a>')
+    out = tmp_path / "args.env"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS=str(wheels),
+               PIP_EXTRA_INDEX_URL=f"https://pypi.example/simple file://{index}/simple")
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "pip_sources.py"), str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while not out.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.time() < deadline, "no build-args file within 60 s"
+            time.sleep(0.2)
+        args = dict(line.split("=", 1) for line in out.read_text().splitlines())
+        links = args["PIP_FIND_LINKS"]
+        remote, local = args["PIP_EXTRA_INDEX_URL"].split()
+        assert remote == "https://pypi.example/simple", "a remote index must pass through unchanged"
+        assert links.startswith("http://127.0.0.1:") and links.endswith(f"{wheels}/"), links
+        get = lambda url: urllib.request.urlopen(url, timeout=10).read()  # noqa: E731
+        assert b"demo-1.0-py3-none-any.whl" in get(links)
+        assert get(local + "demo/../../files/demo-1.0.tar.gz") == b"sdist"   # the index's relative links
+        port_root = links[: links.index("/", len("http://"))]
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(port_root + "/etc/passwd")
+        assert e.value.code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
