@@ -137,3 +137,35 @@ def test_ray_two_workers_gives_the_in_process_history():
         ex.shutdown()
     local = _search("op", 6)
     assert SE.comparable(by_ray["history"]) == SE.comparable(local["history"])
+
+
+def test_summary_counts_candidates_to_reach_random_searchs_mean_best():
+    from arkbench.papers.autobert_zero.stages import summarise_runs
+
+    def st(scores):
+        return {"history": [{"score": s, "diverged": False} for s in scores],
+                "rejected": {"invalid": 1, "duplicate": 0}, "wall_s": 2.0}
+    runs = {"op": {0: st([-5, -3, -2, -2]), 1: st([-5, -4, -4, -1])},
+            "random": {0: st([-5, -4, -3, -3]), 1: st([-5, -5, -4, -3])}}
+    out = summarise_runs(runs, budget=4)
+    assert out["target"] == -3.0                               # mean final best of random search
+    assert out["op"]["candidates_to_target"] == [2, 4]
+    assert out["random"]["candidates_to_target"] == [3, 4]
+    assert out["op"]["best_score"] == -1.5 and out["op"]["best_score_std"] == 0.5
+    assert out["op"]["curve_mean"] == [-5.0, -3.5, -3.0, -1.5]
+    assert out["op"]["candidates_per_hour"] == pytest.approx(8 / 4.0 * 3600)
+
+
+def test_bert_at_equal_params():
+    import torch
+
+    from arkbench.models import MaskedLM
+    from arkbench.papers.autobert_zero.stages import bert_at_params
+
+    base = dict(vocab_size=100, hidden_size=32, num_heads=2, intermediate_size=64, max_position_embeddings=32)
+    arch = {"slots": [{"type": "conv", "kernel": 9}, {"type": "att", "graph": S.figure7_graphs()[6]}]}
+    with torch.device("meta"):
+        target = sum(p.numel() for p in MaskedLM(S.encoder_config(arch, base)).encoder.layers.parameters())
+    cfg, n = bert_at_params(target, base, 2)
+    assert abs(n - target) <= 2 * (2 * 32 + 1)                 # within one FFN unit per layer
+    assert cfg["intermediate_size"] != 64

@@ -42,6 +42,11 @@ def shrink(params: dict) -> dict:
     fu = p["oversmoothing_fusion"]
     fu.update(tasks=["rte"], seeds=[0], fusions=["last", "gate"])
     fu["hp"].update(epochs=1)
+    p["autobert_supernet"].update(supernet_steps=2)
+    p["autobert_supernet"]["proxy"].update(steps=2)
+    p["autobert_search"].update(budget=3, population=2, sample_size=1, strategies=["op", "random"])
+    p["autobert_ranking"].update(candidates=3, proxy_steps=2, reference_steps=3)
+    p["autobert_final"].update(pretrain_steps=2, finetune_steps=2, preset_layers=2)
     return p
 
 
