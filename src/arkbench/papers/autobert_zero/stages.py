@@ -439,6 +439,7 @@ class FinalParams(_Dirs):
     max_length: int = Field(64, ge=8)
     finetune_steps: int = Field(30, ge=1)
     finetune_lr: float = Field(1e-3, gt=0)
+    finetune_batch_size: int = Field(16, ge=1)
     finetune_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     preset_layers: int = Field(12, ge=2)        # AutoBERT-Zero-base has 12 (6 conv + 6 attention)
 
@@ -509,7 +510,8 @@ def run_final(p: FinalParams, ctx) -> dict[str, Any]:
                 torch.manual_seed(fs)
                 d2 = ProxyData(train=data.train, val=data.val, vocab_size=data.vocab_size, mask_id=data.mask_id,
                                special_ids=data.special_ids, glue_train=tr, glue_dev=dev)
-                accs.append(glue_accuracy(m, d2, vcfg, fs))
+                fcfg = ProxyConfig(**{**vcfg.__dict__, "batch_size": p.finetune_batch_size})
+                accs.append(glue_accuracy(m, d2, fcfg, fs))
             row[t] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs)), "seeds": len(accs)}
             row[t]["majority"] = float(max(dev["labels"].float().mean(), 1 - dev["labels"].float().mean()))
         torch.set_num_threads(threads)
