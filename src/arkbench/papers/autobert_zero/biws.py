@@ -36,7 +36,7 @@ from arkbench.training.mlm import BlockSampler, Masker, derive_seed, global_batc
 
 from . import graph as G
 from . import space as S
-from .modules import _keep_from_bias
+from .modules import _key_bias, _keep_from_bias
 from .proxy import ProxyConfig, ProxyData, _lr_at, evaluate_candidate
 
 
@@ -65,8 +65,8 @@ class BiBranchSlot(nn.Module):
     """A super-net slot; `self.path` ({"type": "att", "graph": ...} | {"type": "conv", "kernel": k})
     picks the branch of the next forward."""
 
-    def __init__(self, config: EncoderConfig, max_kernel: int = 65, conv_type: str = "light",
-                 sqrt_reading: str = "signed"):
+    def __init__(self, config: EncoderConfig, layer: int | None = None, *, max_kernel: int = 65,
+                 conv_type: str = "light", sqrt_reading: str = "signed"):
         super().__init__()
         d, self.h = config.hidden_size, config.num_heads
         self.kmax, self.conv_type, self.sqrt_reading = max_kernel, conv_type, sqrt_reading
@@ -78,17 +78,17 @@ class BiBranchSlot(nn.Module):
         B, T, D = x.shape
         return x.view(B, T, self.h, D // self.h).transpose(1, 2)
 
-    def forward(self, x, attn_bias=None, output_attentions=False):
+    def forward(self, x, attn_bias=None, output_attentions=False, *, key_padding_mask=None):
         if self.path is None:
             raise RuntimeError("BiBranchSlot: set_path() before forward")
         B, T, D = x.shape
-        keep = _keep_from_bias(attn_bias)
+        keep = _keep_from_bias(attn_bias, key_padding_mask)
         if self.path["type"] == "att":
             g = self.path["graph"]
             used = G.used_inputs(g)
             proj = [self._split(m(x)) if n in used else None
                     for n, m in zip("qkv", (self.att.query, self.att.key, self.att.value))]
-            y = G.evaluate(g, *proj, key_bias=attn_bias if keep is not None else None,
+            y = G.evaluate(g, *proj, key_bias=_key_bias(keep, x.dtype) if keep is not None else None,
                            key_keep=keep[:, None, :, None] if keep is not None else None,
                            sqrt_reading=self.sqrt_reading)
             return self.att.out(y.transpose(1, 2).reshape(B, T, D)), None

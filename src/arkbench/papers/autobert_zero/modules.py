@@ -1,8 +1,10 @@
 """The encoder mixers of AutoBERT-Zero: searched-graph attention and convolution slots.
 
 Both follow the encoder's mixer contract (arkbench.models.registry): built as
-`cls(config, **kwargs)`, forward `(x [B,T,D], attn_bias [B,1,1,T] additive | None,
-output_attentions) -> (y [B,T,D], None)`.
+`cls(config, layer, **kwargs)` (layer optional), forward `(x [B,T,D], attn_bias
+[B,1,1,T] additive | None, output_attentions, *, key_padding_mask [B,T] bool, True =
+padding | None) -> (y [B,T,D], None)`; without key_padding_mask the padding is read
+off the additive bias.
 
     abz_graph  GraphAttention(graph=...)       Q = X W_Q, K = X W_K, V = X W_V (only the
                ones the graph reads are created: "shared V" layers have no W_V), per head
@@ -30,11 +32,21 @@ from . import graph as G
 CONV_TYPES = ("light", "dynamic")
 
 
-def _keep_from_bias(attn_bias: torch.Tensor | None) -> torch.Tensor | None:
-    """additive key-padding bias [B,1,1,T] -> [B,T] float keep mask (1 token, 0 pad)."""
+def _keep_from_bias(attn_bias: torch.Tensor | None, key_padding_mask: torch.Tensor | None = None,
+                    ) -> torch.Tensor | None:
+    """[B,T] float keep mask (1 token, 0 pad) from key_padding_mask, else from an additive
+    key-padding bias [B,1,1,T]; None when there is no padding information."""
+    if key_padding_mask is not None:
+        return (~key_padding_mask.bool()).float()
     if attn_bias is None or attn_bias.dim() != 4 or attn_bias.shape[-2] != 1:
         return None
     return (attn_bias[:, 0, 0, :] == 0).float()
+
+
+def _key_bias(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B,T] keep -> additive [B,1,1,T] (0 keep, dtype-min drop)."""
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(
+        keep == 0, torch.finfo(dtype).min)[:, None, None, :]
 
 
 def _register(name: str):
@@ -47,7 +59,8 @@ def _register(name: str):
 
 @_register("abz_graph")
 class GraphAttention(nn.Module):
-    def __init__(self, config: EncoderConfig, graph: dict, sqrt_reading: str = "signed", max_nodes: int | None = None):
+    def __init__(self, config: EncoderConfig, layer: int | None = None, *, graph: dict,
+                 sqrt_reading: str = "signed", max_nodes: int | None = None):
         super().__init__()
         G.check_structure(graph, max_nodes)
         if sqrt_reading not in G.SQRT_READINGS:
@@ -65,11 +78,11 @@ class GraphAttention(nn.Module):
         B, T, D = x.shape
         return x.view(B, T, self.h, D // self.h).transpose(1, 2)
 
-    def forward(self, x, attn_bias=None, output_attentions=False):
+    def forward(self, x, attn_bias=None, output_attentions=False, *, key_padding_mask=None):
         B, T, D = x.shape
         proj = [self._split(m(x)) if m is not None else None for m in (self.query, self.key, self.value)]
-        keep = _keep_from_bias(attn_bias)
-        key_bias = attn_bias if keep is not None else None
+        keep = _keep_from_bias(attn_bias, key_padding_mask)
+        key_bias = _key_bias(keep, x.dtype) if keep is not None else None
         key_keep = keep[:, None, :, None] if keep is not None else None      # [B,1,T,1]
         y = G.evaluate(self.graph, *proj, key_bias=key_bias, key_keep=key_keep,
                        sqrt_reading=self.sqrt_reading)                       # [B,H,T,Dh]
@@ -78,7 +91,8 @@ class GraphAttention(nn.Module):
 
 @_register("abz_conv")
 class ConvSlot(nn.Module):
-    def __init__(self, config: EncoderConfig, kernel_size: int = 7, conv_type: str = "light"):
+    def __init__(self, config: EncoderConfig, layer: int | None = None, *, kernel_size: int = 7,
+                 conv_type: str = "light"):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"abz_conv kernel_size={kernel_size} must be a positive odd number")
@@ -92,10 +106,10 @@ class ConvSlot(nn.Module):
             self.kernel_proj = nn.Linear(d, self.h * kernel_size)         # per-position kernels
         self.out = nn.Linear(d, d)
 
-    def forward(self, x, attn_bias=None, output_attentions=False):
+    def forward(self, x, attn_bias=None, output_attentions=False, *, key_padding_mask=None):
         B, T, D = x.shape
         g = F.glu(self.glu_in(x), dim=-1)                                  # [B,T,D]
-        keep = _keep_from_bias(attn_bias)
+        keep = _keep_from_bias(attn_bias, key_padding_mask)
         if keep is not None:
             g = g * keep.unsqueeze(-1)
         k, H = self.k, self.h
