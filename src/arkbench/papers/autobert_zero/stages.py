@@ -340,8 +340,8 @@ def run_search(p: SearchParams, ctx) -> dict[str, Any]:
     children: list[dict] = []
     t0 = time.perf_counter()
     try:
-        for strategy in p.strategies:
-            for seed in p.seeds:
+        for seed in p.seeds:                # seed-major: a stopped run still compares strategies
+            for strategy in p.strategies:
                 scfg = _search_config(p, strategy, seed, space, cfg.num_layers)
                 evaluate = ex.bind(candidate_task, {**context, "seed": seed})
                 # keyed by settings + proxy data: changed params start afresh instead of resuming
