@@ -520,6 +520,7 @@ def run_final(p: FinalParams, ctx) -> dict[str, Any]:
     avg = {n: float(np.mean([results[n][t]["acc"] for t in p.tasks])) for n in results}
     for n in results:
         results[n]["glue_avg"] = avg[n]
+        results[n]["glue_avg_std"] = float(np.mean([results[n][t]["acc_std"] for t in p.tasks]))
     results["searched_minus_bert"] = avg["searched"] - avg["bert_equal_params"]
     results["searched_minus_bert_mlm"] = results["searched"]["mlm_loss"] - results["bert_equal_params"]["mlm_loss"]
     results["tasks"] = p.tasks
