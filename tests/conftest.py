@@ -9,6 +9,9 @@ import pytest
 for _k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[_k] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# MLflow system metrics (a sampling thread per run) are off in tests that count metrics;
+# tests/test_tracking_server.py turns them on and checks them
+os.environ.setdefault("ARKBENCH_SYSTEM_METRICS", "off")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,9 @@ def env_for(root: Path, tracking: bool = False) -> dict[str, str]:
         GIT_AUTHOR_NAME="arkbench-test", GIT_AUTHOR_EMAIL="test@arkbench.invalid",
         GIT_COMMITTER_NAME="arkbench-test", GIT_COMMITTER_EMAIL="test@arkbench.invalid",
     )
-    for k in ("ARKBENCH_PARAMS", "MLFLOW_TRACKING_URI", "ARKBENCH_RUN_GROUP"):
+    # PYTHONDONTWRITEBYTECODE: stages write __pycache__/ into src/ as on any developer's machine,
+    # so the round-trip tests exercise .dvcignore (byte-code must not enter dvc.lock's hashes)
+    for k in ("ARKBENCH_PARAMS", "MLFLOW_TRACKING_URI", "ARKBENCH_RUN_GROUP", "PYTHONDONTWRITEBYTECODE"):
         env.pop(k, None)
     return env
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ParamsError, globals_, params_path, read_params, stage_params
+from .errors import DataError
 from .utils import atomic_write_text, flatten
 
 log = logging.getLogger("arkbench")
@@ -56,6 +57,20 @@ class StageContext:
     def log_artifact(self, path: str | os.PathLike) -> None:
         if self.tracker is not None:
             self.tracker.log_artifact(path)
+
+    def log_inputs(self, datasets: list[dict[str, Any]]) -> None:
+        """Data sets this run reads, as MLflow inputs; build them with arkbench.tracking.datasets."""
+        if self.tracker is not None and datasets:
+            self.tracker.log_inputs(datasets)
+
+    def log_group_artifact(self, path: str | os.PathLike) -> None:
+        """Attach a file to the parent run of this `dvc repro` (in every experiment)."""
+        if self.tracker is not None:
+            self.tracker.log_group_artifact(path)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def seed_everything(seed: int) -> None:
@@ -145,6 +160,11 @@ def stage_main(section: str, run: Callable[..., dict | None], argv: list[str] | 
     try:
         metrics = run(params, ctx, **matrix) or {}
         status = "FINISHED"
+    except DataError as e:
+        # same contract as bad params: one line naming the file, exit 2; outputs are written
+        # atomically (temp path + rename), so nothing half-written is left behind
+        print(f"[{stage}] data error: {_one_line(e)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     finally:
         if status != "FINISHED":
             tracker.end(status)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
-from tqdm.auto import tqdm
 
 from ..config import Section, section
+from ..progress import progress
 from ..utils import atomic_dir, atomic_write_json
 from .load import build_task, fingerprint
 from .registry import TASKS, get_task
@@ -118,7 +118,7 @@ def run(params: DownloadParams, ctx=None) -> dict:
     rows: dict[str, dict[str, int]] = {}
     try:
         with atomic_dir(params.out_dir) as tmp:
-            for name in tqdm(params.tasks, desc="download", unit="task"):
+            for name in progress(params.tasks, desc="download", unit="task"):
                 dd, info = build_task(
                     name, params.source_of(name), local_dir=params.local_dir,
                     max_examples=params.max_train_examples,
@@ -144,6 +144,9 @@ def run(params: DownloadParams, ctx=None) -> dict:
         if bars:
             datasets.enable_progress_bars()
     if ctx is not None:
+        from ..tracking.datasets import log_inputs, prepared_inputs
+
         ctx.log_artifact(Path(params.out_dir) / "manifest.json")
+        log_inputs(ctx, lambda: [i for t in params.tasks for i in prepared_inputs(t, params.out_dir)])
     return {"rows": rows, "total_rows": sum(sum(r.values()) for r in rows.values()),
             "tasks": len(rows)}  # no wall time: same params => same metrics file

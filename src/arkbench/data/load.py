@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, load_from_disk
 
+from ..errors import DataFormatError, DataMissingError
 from . import embedded, hub, local
 from .registry import TaskSpec, get_task
 from .splits import DEFAULT_EVAL_FRACTION, assemble, resolve_split_map, subsample
@@ -104,10 +105,18 @@ def load_prepared(name: str, root: str | Path = "data/tasks") -> DatasetDict:
     """A task as the download stage saved it under ``<root>/<name>``."""
     path = Path(root) / name
     if not (path / "dataset_dict.json").is_file():
-        raise FileNotFoundError(f"{path}: task {name!r} has not been prepared; "
-                                f"add it to download.tasks in params.yaml and run `dvc repro download`")
-    dd = load_from_disk(str(path))
-    check_schema(dd, get_task(name), f" at {path} (stale? re-run the download stage)")
+        raise DataMissingError(f"{path}: task {name!r} has not been prepared; "
+                               f"add it to download.tasks in params.yaml and run `dvc repro download`")
+    try:
+        dd = load_from_disk(str(path))
+    except Exception as e:  # noqa: BLE001 - truncated arrow file, bad JSON, missing split folder ...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise DataFormatError(f"{path}: cannot read the saved task ({type(e).__name__}: {first}); "
+                              f"re-run `dvc repro download` (or `dvc checkout {path}`)") from None
+    try:
+        check_schema(dd, get_task(name), f" at {path} (stale? re-run the download stage)")
+    except ValueError as e:
+        raise DataFormatError(str(e).replace("\n", " ")) from None
     return dd
 
 

@@ -20,16 +20,13 @@ from typing import Any, Callable, Iterable
 
 from datasets import ClassLabel, Features, Value
 
+from ..errors import DataFormatError, DataMissingError
 from .registry import LocalSource, TaskSpec
 
 log = logging.getLogger(__name__)
 csv.field_size_limit(1 << 30)
 
 Rows = list[dict[str, Any]]
-
-
-class DataFormatError(ValueError):
-    """A data file is malformed; the message starts with ``file:line:``."""
 
 
 @dataclass
@@ -88,6 +85,16 @@ def read_text(path: Path) -> str:
         return data.decode("latin-1")
 
 
+def check_utf8(path: Path) -> None:
+    """DataFormatError naming the line of the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataFormatError(f"{path}:{line}: not UTF-8 text ({e.reason}, byte 0x{data[e.start]:02x})") from None
+
+
 def read_id_list(path: Path | None) -> list[str] | None:
     return None if path is None else [x for x in path.read_text().split() if x]
 
@@ -113,6 +120,7 @@ def read_tsv(spec: TaskSpec, src: LocalSource, folder: Path, rep: Report) -> dic
         if path is None:
             continue
         rep.files.append(str(path))
+        check_utf8(path)
         with path.open(newline="", encoding="utf-8") as f:
             lines = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             if header:
@@ -174,20 +182,27 @@ def read_squad_json(spec: TaskSpec, src: LocalSource, folder: Path, rep: Report)
         except json.JSONDecodeError as e:
             raise DataFormatError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
         rows = raw.setdefault(split, [])
-        for a, article in enumerate(doc.get("data", [])):
-            for p, para in enumerate(article["paragraphs"]):
-                ctx = para["context"]
-                for q, qa in enumerate(para["qas"]):
-                    where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}] (id {qa.get('id')})"
-                    answers = [] if qa.get("is_impossible") else qa.get("answers", [])
-                    for ans in answers:
-                        s, t = int(ans["answer_start"]), ans["text"]
-                        if ctx[s:s + len(t)] != t:
-                            rep.bad(where, f"answer {t!r} is not at answer_start {s}")
-                    rows.append({"id": qa["id"], "title": article.get("title", ""),
-                                 "context": ctx, "question": qa["question"],
-                                 "answers": {"text": [x["text"] for x in answers],
-                                             "answer_start": [int(x["answer_start"]) for x in answers]}})
+        where = f"{path}: data"
+        try:
+            for a, article in enumerate(doc.get("data", [])):
+                for p, para in enumerate(article["paragraphs"]):
+                    ctx = para["context"]
+                    for q, qa in enumerate(para["qas"]):
+                        where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}] (id {qa.get('id')})"
+                        answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                        for ans in answers:
+                            s, t = int(ans["answer_start"]), ans["text"]
+                            if ctx[s:s + len(t)] != t:
+                                rep.bad(where, f"answer {t!r} is not at answer_start {s}")
+                        rows.append({"id": qa["id"], "title": article.get("title", ""),
+                                     "context": ctx, "question": qa["question"],
+                                     "answers": {"text": [x["text"] for x in answers],
+                                                 "answer_start": [int(x["answer_start"]) for x in answers]}})
+        except DataFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            what = f"missing field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise DataFormatError(f"{where}: not in SQuAD's layout ({what})") from None
     return raw
 
 
@@ -198,7 +213,7 @@ def read_rt_polarity(spec: TaskSpec, src: LocalSource, folder: Path, rep: Report
     for label in ("neg", "pos"):
         path = first_existing(folder, src.files[label])
         if path is None:
-            raise FileNotFoundError(f"{folder}: missing {src.files[label][0]}")
+            raise DataMissingError(f"{folder}: missing {src.files[label][0]}")
         rep.files.append(str(path))
         code = spec.features["label"].str2int(label)
         rows += [{"text": line.strip(), "label": code}
@@ -355,6 +370,6 @@ def read_local(spec: TaskSpec, root: str | Path, bad_lines: str | None = None) -
     raw = READERS[src.reader](spec, src, root / src.path, rep)
     if not any(raw.values()):
         files = sorted({n for names in src.files.values() for n in names})
-        raise FileNotFoundError(f"task {spec.name!r}: no data under {root / src.path} "
+        raise DataMissingError(f"task {spec.name!r}: no data under {root / src.path} "
                                 f"(looked for {', '.join(files)})")
     return {k: v for k, v in raw.items() if v}, rep

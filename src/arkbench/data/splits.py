@@ -23,6 +23,8 @@ from typing import Mapping
 import numpy as np
 from datasets import Dataset
 
+from ..errors import DataMissingError
+
 CARVE = "carve"
 DEFAULT_EVAL_FRACTION = 0.1
 
@@ -90,10 +92,10 @@ def assemble(raw: Mapping[str, Dataset], split_map: Mapping[str, str], *, task: 
     for s in required:
         r = split_map[s]
         if not r.startswith("\0") and r not in raw:
-            raise FileNotFoundError(f"task {task!r}: eval_split asks for raw split {r!r}{where}, "
+            raise DataMissingError(f"task {task!r}: eval_split asks for raw split {r!r}{where}, "
                                     f"which does not exist; available: {sorted(raw)}")
     if not raw:
-        raise FileNotFoundError(f"task {task!r}: no data found{where}")
+        raise DataMissingError(f"task {task!r}: no data found{where}")
     train = next(iter(split_map))
     out = {s: raw[r] for s, r in split_map.items() if r in raw}
     missing = [s for s in split_map if s not in out]

@@ -76,6 +76,8 @@ def build_report(params: ReportParams, ctx: Any = None, root: str | Path = ".") 
     if ctx is not None and getattr(ctx, "log_artifact", None):
         for name in ("index.html", "results.md", "results.json"):
             ctx.log_artifact(out / name)
+        if hasattr(ctx, "log_group_artifact"):   # the report on every parent run of this `dvc repro`
+            ctx.log_group_artifact(out / "index.html")
     return {**res["summary"], "plots": len(images)}
 
 

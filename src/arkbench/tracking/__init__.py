@@ -26,12 +26,12 @@ import logging
 import os
 from typing import Any
 
-from .experiments import EXPERIMENTS, FALLBACK_EXPERIMENT, experiment_for
+from .experiments import EXPERIMENTS, FALLBACK_EXPERIMENT, experiment_description, experiment_for
 from .tracker import MlflowTracker, Tracker, clean_key
 from .workspace import data_source, dvc_stage_hash, git_commit, run_group_id
 
 __all__ = ["open_tracker", "open_stage_tracker", "Tracker", "MlflowTracker", "EXPERIMENTS", "FALLBACK_EXPERIMENT",
-           "experiment_for", "run_group_id", "tracking_uri", "quiet_mlflow", "clean_key"]
+           "experiment_for", "experiment_description", "run_group_id", "tracking_uri", "quiet_mlflow", "clean_key"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -53,6 +53,11 @@ def quiet_mlflow() -> None:
         os.environ.setdefault(k, v)
     for name in ("mlflow", "alembic", "sqlalchemy", "urllib3", "git"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def system_metrics_enabled() -> bool:
+    """``ARKBENCH_SYSTEM_METRICS=off`` turns MLflow's system metrics (psutil; pynvml for GPUs) off."""
+    return os.environ.get("ARKBENCH_SYSTEM_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def tracking_enabled() -> bool:
@@ -106,8 +111,10 @@ def open_tracker(stage: str, section: str, profile: str, params: dict[str, Any] 
             "arkbench.dvc_stage_hash": dvc_stage_hash(stage),
             "mlflow.source.name": f"stages/{section}.py", "mlflow.source.type": "LOCAL",
             **{f"arkbench.matrix.{k}": v for k, v in matrix.items()}}
-    tracker = MlflowTracker(client, uri).start(
-        experiment_for(section, stage), group, stage, tags, parent_tags=common)
+    experiment = experiment_for(section, stage)
+    tracker = MlflowTracker(client, uri, description=experiment_description(experiment),
+                            system_metrics=system_metrics_enabled()).start(
+        experiment, group, stage, tags, parent_tags=common)
     if tracker.enabled:
         flat = flatten(params or {})
         flat.update({f"matrix/{k}": v for k, v in matrix.items()})

@@ -33,7 +33,7 @@ from .tracker import Tracker
 
 log = logging.getLogger("arkbench.tracking")
 
-_OPS = {"log_params", "set_tags", "log_metrics", "log_artifact", "flush"}
+_OPS = {"log_params", "set_tags", "log_metrics", "log_artifact", "log_inputs", "log_group_artifact", "flush"}
 
 
 class WorkerTracker(Tracker):
@@ -73,6 +73,12 @@ class WorkerTracker(Tracker):
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._send("log_artifact", str(Path(path).resolve()), artifact_path=artifact_path)
+
+    def log_inputs(self, datasets: list[dict[str, Any]]) -> None:
+        self._send("log_inputs", datasets)
+
+    def log_group_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._send("log_group_artifact", str(Path(path).resolve()), artifact_path=artifact_path)
 
     def flush(self) -> None:
         self._send("flush")

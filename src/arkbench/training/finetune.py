@@ -33,6 +33,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from ..config import Section, section
+from ..progress import progress
 from . import distributed as dist_utils
 from . import glue as glue_data
 from . import squad as squad_data
@@ -255,7 +256,8 @@ def _evaluate(model, prep: _Prepared, hp: FinetuneHP, device, pad_id: int) -> di
     multi = len(prep.eval) > 1
     for i, (split, feats) in enumerate(prep.eval.items()):
         loader = glue_data.make_loader(feats, hp.eval_batch_size, pad_id=pad_id, keys=glue_data.MODEL_INPUTS)
-        logits = glue_data.predict(model, loader, device, amp_dtype)
+        batches = progress(loader, desc=f"evaluate {spec.name} {split}", unit="batch")
+        logits = glue_data.predict(model, batches, device, amp_dtype)
         examples = prep.eval_examples[split]
         if spec.problem_type == "span":
             preds = squad_data.postprocess(examples, feats, logits[..., 0], logits[..., 1], n_best=hp.n_best,
@@ -309,6 +311,7 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
 
     step, epoch, t0 = 0, 0, time.time()
     loss_sum, loss_n = 0.0, 0
+    bar = progress(total=total, desc=f"finetune {prep.spec.name} seed {seed}", unit="step", enabled=info.is_main)
     while step < total:
         sampler.set_epoch(epoch)
         batches = iter(loader)
@@ -321,11 +324,15 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
             loss_sum += float(stats["loss"]) / hp.grad_accum
             loss_n += 1
             step += 1
+            bar.update(1)
+            if step % hp.log_every == 0 or step == total:
+                bar.set_postfix(loss=f"{loss_sum / max(1, loss_n):.4f}")
             if ctx is not None and (step % hp.log_every == 0 or step == total) and info.is_main:
                 ctx.log_metrics({f"seed{seed}/train_loss": loss_sum / max(1, loss_n),
                                  f"seed{seed}/lr": sched.get_last_lr()[0]}, step=step)
                 loss_sum, loss_n = 0.0, 0
         epoch += 1
+    bar.close()
     model.eval()
     if ctx is not None and info.is_main:
         ctx.log_metrics({f"seed{seed}/train_seconds": time.time() - t0})
@@ -411,7 +418,14 @@ def run(params: FinetuneParams, ctx, model: str, task: str) -> dict:
         raise ValueError(f"task {task!r} is not in finetune.tasks {params.tasks}")
     init = params.init_for(model)
     if model in params.models and not Path(init).is_dir():
-        raise FileNotFoundError(f"{init}: pre-trained model {model!r} not found (run the pretrain stage)")
+        from ..errors import DataMissingError
+
+        raise DataMissingError(f"{init}: pre-trained model {model!r} not found (run the pretrain stage)")
+    from ..data.registry import get_task
+    from ..tracking.datasets import log_inputs, prepared_inputs
+
+    spec = get_task(task)
+    log_inputs(ctx, lambda: prepared_inputs(task, params.data_root, [spec.train_split, *spec.eval_splits]))
     res = run_task(task, init, params.hp_for(task, model), params.seeds, fusion=params.fusion,
                    fusion_kwargs=params.fusion_kwargs or None, data_root=params.data_root, ctx=ctx,
                    model_name=model)

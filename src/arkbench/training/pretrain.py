@@ -193,7 +193,9 @@ def load_corpus(p: PretrainParams, seed: int):
             ds = DatasetDict({s: Dataset.from_dict({"text": (folder / f"{s}.txt").read_text().splitlines()})
                               for s in ("train", "validation") if (folder / f"{s}.txt").exists()})
         else:
-            raise FileNotFoundError(f"pretrain.corpus = {p.corpus!r}: not 'prepared', 'embedded', a saved "
+            from ..errors import DataMissingError
+
+            raise DataMissingError(f"pretrain.corpus = {p.corpus!r}: not 'prepared', 'embedded', a saved "
                                     "DatasetDict folder, or a folder with train.txt/validation.txt")
     for split in ("train", "validation"):
         if split not in ds:
@@ -272,6 +274,10 @@ def _evaluate(model, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int
     loss_sum, correct, n = tot.tolist()
     model.train()
     return loss_sum / max(n, 1), correct / max(n, 1)
+
+
+# figures that depend on the machine and its load, not on params + seed
+WALL_CLOCK_METRICS = frozenset({"tokens_per_s", "mfu"})
 
 
 def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
@@ -363,10 +369,10 @@ def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
             ckpt.save(ckpt_dir, step, state, keep_last=p.keep_checkpoints)
         dist_utils.barrier(info)
 
-    from tqdm.auto import tqdm
+    from ..progress import progress as progress_bar
 
-    bar = tqdm(total=p.max_steps, initial=start, desc=f"pretrain {variant}", unit="step", dynamic_ncols=True,
-               mininterval=1.0, disable=not (progress and info.is_main), file=sys.stderr)
+    bar = progress_bar(total=p.max_steps, initial=start, desc=f"pretrain {variant}", unit="step",
+                       enabled=progress and info.is_main)
     window = torch.zeros(3, dtype=torch.float64)
     window_t0, window_steps = time.perf_counter(), 0
     tokens_per_step = p.batch_size * p.seq_len
@@ -396,7 +402,7 @@ def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
             dt = time.perf_counter() - window_t0
             tps = window_steps * tokens_per_step / max(dt, 1e-9)
             wl, wa = (window[0] / window[2].clamp_min(1)).item(), (window[1] / window[2].clamp_min(1)).item()
-            bar.set_postfix(loss=f"{wl:.3f}", acc=f"{wa:.3f}", tok_s=f"{tps:.0f}", refresh=False)
+            bar.set_postfix(loss=f"{wl:.3f}", acc=f"{wa:.3f}", tok_s=f"{tps:.0f}")
             if info.is_main and log_metrics is not None:
                 m = {"train/loss": wl, "train/mlm_acc": wa, "train/lr": float(stats["lr"]),
                      "train/grad_norm": float(stats["grad_norm"]), "train/tokens_per_s": tps}
@@ -432,7 +438,11 @@ def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
         if log_metrics is not None:
             log_metrics({"val/loss": val_loss, "val/mlm_acc": val_acc}, p.max_steps)
         with atomic_dir(out_dir) as tmp:
-            save_pretrained(model, tmp, extra={"variant": variant, "fingerprint": fp, "metrics": metrics,
+            # the model folder is a dep of later stages: only deterministic figures go into it
+            # (tokens/s and MFU stay in the metrics file and MLflow), so the same params and seed
+            # give a byte-identical folder and DVC does not rerun its dependents
+            kept = {k: v for k, v in metrics.items() if k not in WALL_CLOCK_METRICS}
+            save_pretrained(model, tmp, extra={"variant": variant, "fingerprint": fp, "metrics": kept,
                                                "seq_len": p.seq_len, "tokenizer": p.tokenizer})
             tok.save_pretrained(str(tmp))
         rows = ["step,loss,mlm_acc,lr"] + [f"{s},{lo!r},{a!r},{lr!r}" for s, lo, a, lr in curve]
@@ -453,4 +463,8 @@ def run(params: PretrainParams, ctx, variant: str | None = None, **matrix) -> di
     if variant not in params.variants:
         raise SystemExit(f"pretrain: unknown variant {variant!r}; params.yaml pretrain.variants has "
                          f"{', '.join(params.variants)}")
+    from ..tracking.datasets import log_inputs, prepared_inputs
+
+    if params.corpus == "prepared":
+        log_inputs(ctx, lambda: prepared_inputs("corpus", params.data_root))
     return train(params, variant, seed=ctx.seed, log_metrics=ctx.log_metrics).metrics

@@ -68,6 +68,9 @@ def run(params: RealDataParams, ctx=None) -> dict[str, Any]:
         else:
             data = load_task(task, "local", local_dir=local, max_examples=cap,
                              max_eval_examples=params.max_eval_examples, seed=params.data_seed)
+            from ..tracking.datasets import dataset_inputs, log_inputs
+
+            log_inputs(ctx, lambda: dataset_inputs(task, data, "local", local))
             res = run_task(task, params.model, hp, params.seeds, data=data, ctx=ctx,
                            model_name=Path(params.model).name)
             res.update(data_source="local", budget={"max_train_examples": cap, **hp},

@@ -23,6 +23,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from arkbench.config import Section, section
+from arkbench.errors import DataMissingError, read_json
+from arkbench.tracking.datasets import log_inputs, prepared_inputs, rows_inputs
+from arkbench.progress import progress
 from arkbench.utils import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -211,9 +214,12 @@ def run_similarity(p: SimilarityParams, ctx=None, **_) -> dict:
         per_task: dict[str, Any] = {}
         for task in p.tasks:
             inputs = load_inputs(task, source, local_dir=p.local_dir, n=p.n_sentences, seed=p.data_seed)
+            log_inputs(ctx, lambda: rows_inputs(f"{task}/{mkey}", inputs, source,
+                                                p.local_dir if source == "local" else None))
             batches = tokenize(tok, inputs, max_length=_fit_length(encoder, p.max_length),
                                batch_size=p.batch_size)
-            c = layer_curves(encoder, batches, _specials(tok), bounds=p.bounds)
+            c = layer_curves(encoder, progress(batches, desc=f"similarity {mkey} {task}", unit="batch"),
+                             _specials(tok), bounds=p.bounds)
             per_task[task] = c
             for l in range(c["num_layers"] + 1):
                 rows.append({"model": mkey, "source": source, "task": task, "layer": l,
@@ -290,6 +296,9 @@ def run_probe(p: ProbeParams, ctx=None, **_) -> dict:
         from arkbench.data import load_task
 
         dd = load_task(p.task, source, local_dir=p.local_dir, seed=p.data_seed)
+        from arkbench.tracking.datasets import dataset_inputs
+
+        log_inputs(ctx, lambda: dataset_inputs(p.task, dd, source, p.local_dir if source == "local" else None))
 
         def rows_of(split, n):
             import numpy as np
@@ -304,8 +313,11 @@ def run_probe(p: ProbeParams, ctx=None, **_) -> dict:
         length = _fit_length(encoder, p.max_length)
         tr_b = tokenize(tok, tr_x, length, p.batch_size)
         te_b = tokenize(tok, te_x, length, p.batch_size)
-        errs = probe_errors(layer_features(encoder, tr_b, _specials(tok), p.pool), tr_y,
-                            layer_features(encoder, te_b, _specials(tok), p.pool), te_y,
+        tr_f = layer_features(encoder, progress(tr_b, desc=f"probe {mkey} train", unit="batch"),
+                              _specials(tok), p.pool)
+        te_f = layer_features(encoder, progress(te_b, desc=f"probe {mkey} test", unit="batch"),
+                              _specials(tok), p.pool)
+        errs = probe_errors(tr_f, tr_y, te_f, te_y,
                             regression=regression, C=p.C, seed=p.data_seed)
         sim = layer_curves(encoder, te_b, _specials(tok), bounds=False)
         rec = summarise_probe(errs, tr_y, te_y, regression)
@@ -433,7 +445,9 @@ def run_fusion(p: FusionParams, ctx=None, task: str | None = None, *, data=None,
         from arkbench.models.loading import CHECKPOINTS
 
         if p.init not in CHECKPOINTS:
-            raise FileNotFoundError(f"{p.init}: pre-trained model not found (run the pretrain stage first)")
+            raise DataMissingError(f"{p.init}: pre-trained model not found (run the pretrain stage first)")
+    if data is None:
+        log_inputs(ctx, lambda: prepared_inputs(task, p.data_root))
     tok = load_tokenizer(p.init)
     results: dict[str, Any] = {"task": task, "init": p.init, "seeds": p.seeds}
     for fusion in p.fusions:
@@ -480,7 +494,7 @@ def run_fusion_summary(p: FusionParams, ctx=None, **_) -> dict:
     for t in p.tasks:
         f = Path(p.metrics_dir) / "fusion" / f"{t}.json"
         if f.exists():
-            per_task[t] = json.loads(f.read_text())
+            per_task[t] = read_json(f)
         else:
             missing.append(t)
     if not per_task:

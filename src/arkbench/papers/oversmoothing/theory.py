@@ -88,11 +88,12 @@ def run_stack(enc: Encoder, n_tokens: int, batch: int, seed: int = 0) -> dict[st
 
 def sweep(gains: list[float], gammas: list[float], norm_positions: list[str], *, num_layers: int,
           d: int, heads: int, n_tokens: int, batch: int, seed: int = 0) -> list[dict[str, Any]]:
+    from ...progress import progress
+
     rows = []
-    for norm in norm_positions:
-        for gain in gains:
-            for gamma in gammas:
-                enc = random_stack(num_layers, d, heads, gain, gamma, norm, seed=seed)
-                res = run_stack(enc, n_tokens, batch, seed=seed)
-                rows.append({"norm_position": norm, "gain": gain, "gamma": gamma, **res})
+    grid = [(norm, gain, gamma) for norm in norm_positions for gain in gains for gamma in gammas]
+    for norm, gain, gamma in progress(grid, desc="theory sweep", unit="stack"):
+        enc = random_stack(num_layers, d, heads, gain, gamma, norm, seed=seed)
+        res = run_stack(enc, n_tokens, batch, seed=seed)
+        rows.append({"norm_position": norm, "gain": gain, "gamma": gamma, **res})
     return rows

@@ -1,0 +1,111 @@
+"""Cache keys that survive a clone: `dvc pull` in a fresh clone must really skip work.
+
+- byte-code and other machine-local files are not part of a directory dep's hash
+  (.dvcignore); checked failing first: without .dvcignore the probe stage below is
+  reported "modified" once __pycache__ exists;
+- the committed dvc.lock matches a fresh clone: `dvc status` there reports no modified
+  code dep and no changed param for any locked stage (fails while dvc.lock is stale,
+  i.e. code or params changed since it was written: regenerate it with `dvc repro`);
+- the pre-trained model folder, a dep of later stages, is byte-identical across two runs
+  with the same params and seed (no tokens/s in meta.json); checked failing first with
+  the old meta.json that held tokens_per_s.
+
+The push -> clone -> pull -> `dvc repro` runs-nothing round trip is in
+tests/test_dvc_remote.py (local remote) and tests/test_s3_remote.py (S3).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from repo_copy import DVC, copy_repo, dvc, git
+
+pytestmark = pytest.mark.skipif(not DVC.exists(), reason=f"dvc not installed at {DVC}")
+
+
+def _origin(tmp: Path) -> Path:
+    origin = tmp / "origin"
+    origin.mkdir()
+    copy_repo(origin)
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "repo copy")
+    return origin
+
+
+def _status(root: Path, *targets: str) -> dict:
+    out = dvc(root, "status", "--json", *targets)
+    return json.loads(out[out.index("{"):]) if "{" in out else {}
+
+
+def test_bytecode_is_not_part_of_dep_hashes(tmp_path):
+    origin = _origin(tmp_path)
+    dvc(origin, "stage", "add", "-n", "cache_key_probe", "-d", "src/arkbench/data", "-d", "stages",
+        "-o", "probe.txt", f"{sys.executable} -c \"open('probe.txt', 'w').write('x')\"")
+    dvc(origin, "repro", "cache_key_probe")
+    assert _status(origin, "cache_key_probe") == {}
+    # what running the stages leaves behind on a developer's machine
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "src", "stages"], cwd=origin, check=True)
+    assert list((origin / "src/arkbench/data").glob("__pycache__/*.pyc")), "compileall wrote no byte-code"
+    (origin / "src/arkbench/data/.DS_Store").write_bytes(b"\0")
+    (origin / "src/arkbench/data/load.py~").write_text("editor backup")
+    assert _status(origin, "cache_key_probe") == {}, "machine-local files changed a dep's hash"
+
+
+def test_fresh_clone_matches_committed_lock(tmp_path):
+    origin = _origin(tmp_path)
+    lock = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
+    outs = {o["path"] for st in lock.values() for o in st.get("outs") or []}
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    status = _status(clone)          # nothing run, nothing pulled
+    stale: dict[str, list[str]] = {}
+    for stage, entries in status.items():
+        if stage not in lock:
+            continue
+        for e in entries if isinstance(entries, list) else []:
+            if not isinstance(e, dict):
+                continue
+            for path, what in (e.get("changed deps") or {}).items():
+                # deps produced by other stages are simply absent in a clone (not pulled)
+                if what == "modified" or (what != "deleted" and path not in outs):
+                    stale.setdefault(stage, []).append(f"{path}: {what}")
+            for path, what in (e.get("changed params") or {}).items() if isinstance(
+                    e.get("changed params"), dict) else []:
+                stale.setdefault(stage, []).append(f"params {path}: {what}")
+    assert not stale, ("a fresh clone does not match the committed dvc.lock (regenerate it with `dvc repro` "
+                       f"from a clean tree):\n{json.dumps(stale, indent=1)}")
+
+
+def test_model_folder_is_byte_identical_across_runs(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from arkbench.config import stage_params
+    from arkbench.training.pretrain import train
+    words = "the a cat dog sees likes red big house river runs sleeps".split()
+    docs = [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12)) + " ." for i in range(230)]
+    corpus = DatasetDict({"train": Dataset.from_dict({"text": docs[:200]}),
+                          "validation": Dataset.from_dict({"text": docs[200:]})})
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "smoke", "seed": 0, "pretrain": {
+        "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
+                  "max_position_embeddings": 32},
+        "variants": {"bert": {}}, "tokenizer": "bert-base-uncased", "seq_len": 32, "batch_size": 8,
+        "max_steps": 6, "warmup_steps": 1, "checkpoint_every": 3, "eval_every": 3, "eval_blocks": 8,
+        "log_every": 2, "num_threads": 1}}))
+    p = stage_params("pretrain", params)
+    folders = []
+    for run in ("a", "b"):
+        train(p, "bert", corpus=corpus, workdir=tmp_path / run, progress=False)
+        folders.append(tmp_path / run / "models" / "pretrain" / "bert")
+    files = sorted(f.relative_to(folders[0]) for f in folders[0].rglob("*") if f.is_file())
+    assert Path("meta.json") in files and Path("model.safetensors") in files
+    assert files == sorted(f.relative_to(folders[1]) for f in folders[1].rglob("*") if f.is_file())
+    differ = [str(f) for f in files if (folders[0] / f).read_bytes() != (folders[1] / f).read_bytes()]
+    assert not differ, f"the model folder (a DVC dep of later stages) differs between identical runs: {differ}"
+    meta = json.loads((folders[0] / "meta.json").read_text())
+    assert "tokens_per_s" not in meta["metrics"] and "val_loss" in meta["metrics"]
