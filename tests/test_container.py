@@ -257,3 +257,12 @@ def test_pip_sources_serves_the_named_folders_only(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
 
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    """.ci/run runs the README's test command as written, after the container check."""
+    readme = (REPO / "README.md").read_text()
+    m = re.search(r"Run the tests[^\n]*\n\n```bash\n([^\n]+)\n```", readme)
+    assert m, "README has no 'Run the tests' command block"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert m.group(1) in ci, f".ci/run does not run the README command {m.group(1)!r}"
+    assert ci.index("scripts/container-check.sh") < ci.rindex(m.group(1)), "tests must come last"
