@@ -262,6 +262,29 @@ def test_download_rejects_bad_task_before_writing(stage_env, capsys):
     assert not (stage_env / "data").exists()
 
 
+def test_download_stops_at_once_when_local_folder_missing(stage_env, capsys):
+    """source=local with no data folder: the stage fails before any work, naming the folder and the
+    way out (download.source=hub). Without check_local_dir the failure came from the first reader,
+    minutes later on a big task list, naming a file deep inside the folder."""
+    from arkbench.data.download import run
+    from arkbench.stage import stage_main
+
+    p = _params(stage_env, "  source: local\n  local_dir: ../no_such_data\n  tasks: [rte, sst2, corpus]\n")
+    with pytest.raises(SystemExit) as e:
+        stage_main("download", run, argv=["--params-file", str(p)])
+    assert e.value.code == 2
+    msg = capsys.readouterr().err
+    assert msg.startswith("[download] data error: ")
+    assert "download.local_dir" in msg and "'../no_such_data'" in msg and "not found" in msg
+    assert "download.source=hub" in msg and "rte" in msg
+    assert not (stage_env / "data").exists()
+    # generated tasks need no folder: the same missing folder is fine when nothing reads it
+    ok = _params(stage_env, "  local_dir: ../no_such_data\n  tasks: [rte]\n  embedded_train_size: 20\n"
+                            "  embedded_eval_size: 10\n")
+    stage_main("download", run, argv=["--params-file", str(ok)])
+    assert (stage_env / "data/tasks/rte").is_dir()
+
+
 def test_download_params_validation():
     from arkbench.data.download import DownloadParams
 
@@ -279,10 +302,32 @@ def test_repo_params_download_section_valid(repo_root):
     from arkbench.config import validate_section, read_params, deep_merge
 
     raw = read_params(repo_root / "params.yaml")
-    for prof in ("smoke", "small", "paper"):
+    for prof in ("smoke", "cpu", "small", "paper"):
         over = ((raw.get("profiles") or {}).get(prof) or {}).get("download") or {}
         validate_section("download", deep_merge(raw["download"], over))
     assert set(raw["download"]["tasks"]) == set(TASKS)
+
+
+def test_whole_sentence_carve_on_a_phrase_pool():
+    """SST-2's layout in miniature: every phrase of each sentence is a row of its own. Evaluation rows
+    must be whole sentences, and no phrase found only inside an evaluation sentence may stay in train.
+    (With the plain row carve -- rule None -- phrases land in validation: checked below.)"""
+    from arkbench.data.splits import carve
+
+    sentences = [f"w{i} good film number {i} ." for i in range(40)]
+    rows = []
+    for s in sentences:
+        t = s.split()
+        rows += [s, " ".join(t[:2]), " ".join(t[1:4]), t[0]]
+    pool = Dataset.from_dict({"sentence": rows, "label": [0] * len(rows)})
+    out = carve(pool, {"validation": 0.25}, rest="train", seed=0, rule="whole_sentences", text_field="sentence")
+    val, train = out["validation"]["sentence"], out["train"]["sentence"]
+    assert len(val) == 10 and set(val) <= set(sentences)
+    own = {w for s in val for w in [s.split()[0]]}              # w<i> appears only in sentence i
+    assert not any(r.split()[0] in own for r in train)          # none of their phrases kept in train
+    assert "good film number" in train                         # shared phrases stay (official SST-2 too)
+    plain = carve(pool, {"validation": 0.25}, rest="train", seed=0, text_field="sentence")
+    assert not set(plain["validation"]["sentence"]) <= set(sentences)
 
 
 def test_build_task_reports_carving():

@@ -7,7 +7,7 @@ are the trivial baselines plus a margin, measured on this budget (2026-11-25, id
 CoLA MCC 0.15 after 189 steps. MRPC and RTE need more steps than a test can afford to
 leave the majority class / chance, so their tests check the real sentence-pair path
 (labels mapped the right way round, metrics well-formed) rather than a learned margin;
-the `finetune_realdata` stage and the small profile carry the full budgets.
+the cpu profile (`finetune_ref@minilm-<task>` on the local source) carries the full budgets.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def finetune(shared_data, task, n_train, n_eval=500, **hp):
 
 
 def test_sst2_accuracy(shared_data):
-    # SST-2 has no dev set in ../shared/data: load_task carves one from train (seed 0)
+    # SST-2 has no dev set in ../shared/data: load_task carves whole sentences from train (seed 0)
     res = finetune(shared_data, "sst2", 2000)
     assert res["metric"] == "accuracy"
     assert res["mean"] > 0.75, res["seeds"]                     # majority class ~0.55

@@ -2,7 +2,7 @@
 
     arkbench ui [--port 5000] [--host 127.0.0.1]   MLflow UI over ./mlflow.db
     arkbench params check [--file params.yaml]     validate every section and profile
-    arkbench profile NAME                          smoke | small | paper (edits params.yaml)
+    arkbench profile NAME                          smoke | cpu | small | paper (edits params.yaml)
     arkbench source NAME                           download.source (edits params.yaml)
     arkbench report                                build reports/ from metrics/ and plots/
 

@@ -8,9 +8,10 @@
 Sources: ``embedded`` (generated offline, :mod:`.embedded`), ``local`` (original
 layouts, :mod:`.local`), ``hub`` (:mod:`.hub`). Registry: :mod:`.registry`.
 """
-from .load import SOURCES, build_task, fingerprint, load_prepared, load_task
+from .load import SOURCES, build_task, fingerprint, load_prepared, load_task, prepared_source
 from ..errors import DataError, DataFormatError, DataMissingError
 from .registry import GLUE_TASKS, TASKS, TaskSpec, get_task
 
 __all__ = ["TASKS", "GLUE_TASKS", "TaskSpec", "get_task", "load_task", "build_task",
-           "load_prepared", "fingerprint", "SOURCES", "DataError", "DataFormatError", "DataMissingError"]
+           "load_prepared", "prepared_source", "fingerprint", "SOURCES", "DataError", "DataFormatError",
+           "DataMissingError"]

@@ -10,6 +10,7 @@ names included) before anything is read or written.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ..config import Section, section
+from ..errors import DataMissingError
 from ..progress import progress
 from ..utils import atomic_dir, atomic_write_json
 from .load import build_task, fingerprint
@@ -53,6 +55,8 @@ class DownloadParams(Section):
     (e.g. dev, test). Tasks not listed use the layout's default (carving if missing)."""
     eval_fraction: float = Field(0.1, gt=0.0, le=0.5)
     """Share of the pool each carved evaluation split gets."""
+    eval_fraction_for: dict[str, float] = Field(default_factory=dict)
+    """Per-task `eval_fraction` (e.g. SQuAD's 12 local articles: 0.25 -> 3 whole articles)."""
     embedded_train_size: PositiveInt = 400
     """source=embedded: rows generated for each training split."""
     embedded_eval_size: PositiveInt = 200
@@ -92,6 +96,15 @@ class DownloadParams(Section):
             _check_task(t)
         return v
 
+    @field_validator("eval_fraction_for")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        for t, f in v.items():
+            _check_task(t)
+            if not 0.0 < f <= 0.5:
+                raise ValueError(f"eval_fraction_for.{t} = {f}: must be in (0, 0.5]")
+        return v
+
     def source_of(self, task: str) -> str:
         return self.source_for.get(task, self.source)
 
@@ -107,8 +120,36 @@ class DownloadParams(Section):
         return self
 
 
+class LocalDataMissing(DataMissingError):
+    """The `local` source's folder is not there (raised before any work; stage_main prints it
+    as one line and exits 2)."""
+
+
+def check_local_dir(params: DownloadParams) -> None:
+    """Stop at once when a task reads the `local` source and ``local_dir`` is absent."""
+    local = [t for t in params.tasks if params.source_of(t) == "local"]
+    folder = Path(params.local_dir)
+    if local and not folder.is_dir():
+        raise LocalDataMissing(
+            f"download.local_dir: data folder {params.local_dir!r} ({folder.resolve()}) not found, and "
+            f"{len(local)} task(s) read it through the local source ({', '.join(local[:6])}"
+            f"{', ...' if len(local) > 6 else ''}). Put the data sets there in their original layouts "
+            f"(glue_data/<TASK>/*.tsv, squad/*.json, sick/SICK.txt, wikitext-2/*.txt; README: 'Scales and "
+            f"data sources'), point download.local_dir at them, or fetch from the hub instead: "
+            f"dvc exp run -S download.source=hub")
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def run(params: DownloadParams, ctx=None) -> dict:
     """Write every task of ``params.tasks`` and the manifest; return row counts."""
+    check_local_dir(params)   # before the (seconds-long) datasets import
     import datasets
 
     bars = datasets.is_progress_bar_enabled()
@@ -123,7 +164,8 @@ def run(params: DownloadParams, ctx=None) -> dict:
                     name, params.source_of(name), local_dir=params.local_dir,
                     max_examples=params.max_train_examples,
                     max_eval_examples=params.max_eval_examples, seed=params.seed,
-                    eval_split=params.eval_split.get(name), eval_fraction=params.eval_fraction,
+                    eval_split=params.eval_split.get(name),
+                    eval_fraction=params.eval_fraction_for.get(name, params.eval_fraction),
                     embedded_sizes=(params.embedded_train_size, params.embedded_eval_size),
                     bad_lines=None if params.bad_lines == "task" else params.bad_lines)
                 prints = {}
@@ -137,6 +179,9 @@ def run(params: DownloadParams, ctx=None) -> dict:
                 manifest["tasks"][name] = {
                     "source": params.source_of(name), "splits": rows[name], "fingerprint": prints, "carved": info["carved"],
                     "files": info["files"], "skipped_lines": info["skipped_lines"],
+                    # content hashes of what was read: provenance beside the rows it produced
+                    "file_sha256": {f: _file_digest(Path(params.local_dir) / f) for f in info["files"]
+                                    if (Path(params.local_dir) / f).is_file()},
                     "family": spec.family, "metric": spec.metric,
                 }
             atomic_write_json(Path(tmp) / "manifest.json", manifest)

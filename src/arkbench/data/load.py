@@ -75,7 +75,8 @@ def build_task(name: str, source: str = "embedded", *, local_dir: str | Path | N
     split_map = resolve_split_map(default_map, spec.eval_splits, eval_split, name)
     required = tuple(s for s in spec.eval_splits if split_map[s] != default_map[s])
     out, carved = assemble(raw, split_map, task=name, seed=seed, eval_fraction=eval_fraction,
-                           group_by=spec.group_by, required=required, where=where)
+                           group_by=spec.group_by, required=required, where=where,
+                           rule=spec.carve_rule, text_field=spec.text_fields[0])
     caps = {s: (max_examples if s == spec.train_split or max_eval_examples is None else max_eval_examples)
             for s in spec.splits}
     dd = DatasetDict({s: subsample(out[s], caps[s], seed) for s in spec.splits})
@@ -118,6 +119,17 @@ def load_prepared(name: str, root: str | Path = "data/tasks") -> DatasetDict:
     except ValueError as e:
         raise DataFormatError(str(e).replace("\n", " ")) from None
     return dd
+
+
+def prepared_source(name: str, root: str | Path = "data/tasks") -> str:
+    """Which source the download stage read task `name` from ("unknown" without a manifest)."""
+    import json
+
+    try:
+        manifest = json.loads((Path(root) / "manifest.json").read_text())
+        return str(manifest["tasks"][name]["source"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
 
 
 def fingerprint(ds: Dataset) -> str:

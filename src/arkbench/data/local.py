@@ -240,7 +240,11 @@ def read_tatoeba(spec: TaskSpec, src: LocalSource, folder: Path, rep: Report) ->
 
 
 def read_lines(spec: TaskSpec, src: LocalSource, folder: Path, rep: Report) -> dict[str, Rows]:
-    """A raw text corpus (WikiText ``wiki.*.raw``): one row per line, blank lines kept."""
+    """A raw text corpus (WikiText ``wiki.*.raw``): one row per line, blank lines kept.
+
+    option ``pool_without_train``: when there is no train file, every file found is
+    one raw split ``all`` (in ``files`` order), from which all splits are carved.
+    """
     if not folder.is_dir():
         for alt in src.options.get("alt_paths", ()):
             if (folder.parent / alt).is_dir():
@@ -252,6 +256,8 @@ def read_lines(spec: TaskSpec, src: LocalSource, folder: Path, rep: Report) -> d
         if path is not None:
             rep.files.append(str(path))
             raw[split] = [{"text": line} for line in read_text(path).splitlines()]
+    if src.options.get("pool_without_train") and raw and "train" not in raw:
+        raw = {"all": [row for rows in raw.values() for row in rows]}
     return raw
 
 

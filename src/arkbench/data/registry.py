@@ -83,6 +83,7 @@ class TaskSpec:
     local: LocalSource | None
     hub: HubSource | None
     group_by: str | None = None       # carve whole groups (articles, photos) so none leak
+    carve_rule: str | None = None     # how evaluation rows are carved (arkbench.data.splits.CARVE_RULES)
     description: str = ""
 
     @property
@@ -135,7 +136,7 @@ BITEXT_FEATURES = Features({"id": S, "translation": Translation(languages=["en",
 def _glue(name: str, folder: str, text_fields: tuple[str, ...], labels: list[str] | None,
           columns: Mapping[str, str | int], *, header: bool = True, label: str | int = "label",
           splits: tuple[str, ...] = ("train", "validation"), skip_malformed: bool = False,
-          description: str = "") -> TaskSpec:
+          carve_rule: str | None = None, description: str = "") -> TaskSpec:
     """One GLUE task: a TSV folder ``glue_data/<folder>`` + hub ``glue/<name>``."""
     if splits == ("train", "validation"):
         files = {"train": ("train.tsv",), "dev": ("dev.tsv",)}
@@ -155,7 +156,7 @@ def _glue(name: str, folder: str, text_fields: tuple[str, ...], labels: list[str
                           columns={**columns, "label": label}, split_map=split_map,
                           options={"header": header, "skip_malformed": skip_malformed}),
         hub=HubSource("nyu-mll/glue", name, split_map={s: s for s in splits}),
-        description=description,
+        carve_rule=carve_rule, description=description,
     )
 
 
@@ -164,8 +165,9 @@ _ENTRIES: list[TaskSpec] = [
     _glue("cola", "CoLA", ("sentence",), ["unacceptable", "acceptable"],
           {"sentence": 3}, header=False, label=1,
           description="CoLA: no header; columns source, label, original label, sentence."),
-    _glue("sst2", "SST-2", ("sentence",), ["negative", "positive"], {},
-          description="SST-2: header `sentence label`."),
+    _glue("sst2", "SST-2", ("sentence",), ["negative", "positive"], {}, carve_rule="whole_sentences",
+          description="SST-2: header `sentence label`. The train file holds every phrase of each "
+                      "sentence; a carved dev set takes whole sentences only, like the official one."),
     _glue("mrpc", "MRPC", ("sentence1", "sentence2"), ["not_equivalent", "equivalent"],
           {"sentence1": "#1 String", "sentence2": "#2 String"}, label="Quality",
           description="MRPC: header `Quality #1 ID #2 ID #1 String #2 String`."),
@@ -261,13 +263,18 @@ _ENTRIES: list[TaskSpec] = [
         splits=("train", "validation", "test"), text_fields=("text",), metric="perplexity",
         embedded="corpus",
         local=LocalSource("lines", "wikitext-103-raw",
-                          files={"train": ("wiki.train.raw",), "valid": ("wiki.valid.raw",),
-                                 "test": ("wiki.test.raw",)},
+                          files={"train": ("wiki.train.raw", "train.txt"),
+                                 "valid": ("wiki.valid.raw", "valid.txt"),
+                                 "test": ("wiki.test.raw", "test.txt")},
                           split_map={"train": "train", "validation": "valid", "test": "test"},
-                          options={"alt_paths": ("wikitext-2-raw",)}),
+                          options={"alt_paths": ("wikitext-2-raw", "wikitext-2"),
+                                   "pool_without_train": True}),
+        carve_rule="articles",
         hub=HubSource("Salesforce/wikitext", "wikitext-103-raw-v1",
                       split_map={"train": "train", "validation": "validation", "test": "test"}),
-        description="WikiText raw: one row per line (blank lines kept, like the hub).",
+        description="WikiText raw: one row per line (blank lines kept, like the hub). Without a "
+                    "train file (../shared/data has WikiText-2's valid + test only) all files "
+                    "form one pool, carved by whole articles.",
     ),
     # ---- bitext
     TaskSpec(

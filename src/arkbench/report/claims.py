@@ -13,7 +13,11 @@ from . import criteria
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 PAPERS = ("oversmoothing", "sparsebert", "autobert_zero", "zerogen", "captioning")
-VERDICTS = ("pass", "fail", "not run", "inconclusive")
+VERDICTS = ("pass", "fail", "not run", "inconclusive", "needs profile")
+# Which profile can decide what: a claim row's `decided_by` names the least profile whose
+# data and model can decide it. Under a lower profile its criterion is still computed
+# (a mechanics check) but the verdict reads "needs <profile> profile".
+PROFILE_RANK = {"smoke": 0, "cpu": 1, "small": 2, "paper": 3}
 
 
 def load_claims(path: str | Path | None = None) -> dict[str, Any]:
@@ -45,7 +49,10 @@ def validate_claims(doc: dict[str, Any]) -> list[str]:
             for key in ("id", "text", "paper", "ours", "criterion"):
                 if key not in row:
                     problems.append(f"{where}: missing {key!r}")
-            extra = set(row) - {"id", "text", "paper", "ours", "criterion", "note"}
+            extra = set(row) - {"id", "text", "paper", "ours", "criterion", "note", "decided_by", "model"}
+            if "decided_by" in row and row["decided_by"] not in PROFILE_RANK:
+                problems.append(f"{where}: decided_by {row['decided_by']!r} is not a profile "
+                                f"({', '.join(PROFILE_RANK)})")
             if extra:
                 problems.append(f"{where}: unknown field(s) {sorted(extra)}")
             if row.get("id") in seen:
@@ -89,6 +96,26 @@ class _Files:
                 raise criteria.Inconclusive(f"{rel} is not valid JSON: {e}") from None
         return self.cache[rel]
 
+    def provenance(self, rel: str, key: str) -> dict[str, str]:
+        """profile / data_source / model recorded in the file: at its top level, or in a
+        node on the key's path (``minilm.slope`` -> the ``minilm`` node's ``source``)."""
+        out: dict[str, str] = {}
+        node = self.load(rel)
+        for part in [None, *key.split(".")]:
+            if part is not None:
+                if not (isinstance(node, dict) and part in node):
+                    break
+                node = node[part]
+            if not isinstance(node, dict):
+                break
+            for field_, names in (("profile", ("profile",)), ("data_source", ("data_source", "source")),
+                                  ("model", ("model",))):
+                for name in names:
+                    if isinstance(node.get(name), str):
+                        out[field_] = node[name]
+                        break
+        return out
+
     def get(self, rel: str, key: str) -> Any:
         node = self.load(rel)
         for part in key.split("."):
@@ -119,6 +146,9 @@ class ClaimResult:
     reason: str
     profile: str
     data_source: str
+    model: str = ""
+    decided_by: str = ""            # least profile that can decide the claim ("" = any)
+    mechanics: bool = False         # computed under smoke: a check of the pipeline, not of the paper
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -152,7 +182,8 @@ def evaluate_claims(doc: dict[str, Any], root: str | Path = ".", profile: str = 
                 paper_statement=pv.get("statement", ""), paper_evidence=pv.get("evidence", ""),
                 ours=None, source={"file": ours_spec["file"], "key": ours_spec["key"]},
                 criterion=dict(crit), criterion_text=criteria.describe(crit), verdict="inconclusive",
-                reason="", profile=profile, data_source=data_source, note=row.get("note", ""))
+                reason="", profile=profile, data_source=data_source, model=str(row.get("model", "")),
+                decided_by=str(row.get("decided_by", "")), note=row.get("note", ""))
             out.append(res)
             if crit["kind"] == "info":  # context rows: show our number if any, never judged
                 try:
@@ -165,10 +196,12 @@ def evaluate_claims(doc: dict[str, Any], root: str | Path = ".", profile: str = 
                 res.verdict, res.reason = "not run", f"{ours_spec['file']} does not exist"
                 continue
             try:
-                data = files.load(ours_spec["file"])
-                if isinstance(data, dict):  # a stage may record where its numbers came from
-                    res.profile = str(data.get("profile", profile))
-                    res.data_source = str(data.get("data_source", data_source))
+                files.load(ours_spec["file"])
+                # a stage may record where its numbers came from (file top level or the key's node)
+                prov = files.provenance(ours_spec["file"], ours_spec["key"])
+                res.profile = prov.get("profile", profile)
+                res.data_source = prov.get("data_source", data_source)
+                res.model = prov.get("model", res.model)
                 res.ours = _jsonable(files.get(ours_spec["file"], ours_spec["key"]))
 
                 def resolve(ref: dict) -> Any:
@@ -177,12 +210,29 @@ def evaluate_claims(doc: dict[str, Any], root: str | Path = ".", profile: str = 
                 ok = criteria.evaluate(crit, res.ours, pv.get("value"), resolve)
                 res.verdict = "pass" if ok else "fail"
                 res.reason = "criterion holds" if ok else "criterion does not hold"
+                res.mechanics = res.profile == "smoke"
+                need = res.decided_by
+                if need and PROFILE_RANK.get(res.profile, -1) < PROFILE_RANK[need]:
+                    res.reason = (f"mechanics check under {res.profile}: {res.reason}; only the {need} "
+                                  f"profile (real data, real model) can decide it")
+                    res.verdict = "needs profile"
+                elif res.mechanics:
+                    res.reason = f"mechanics check: {res.reason}"
                 for name, v in crit.items():
                     if criteria.is_ref(v):
                         res.extra[name] = _jsonable(resolve(v))
             except criteria.Inconclusive as e:
                 res.verdict, res.reason = "inconclusive", str(e)
     return out
+
+
+def verdict_text(c: dict[str, Any]) -> str:
+    """How a verdict reads: "needs cpu profile", "mechanics check: pass", "pass"..."""
+    if c["verdict"] == "needs profile":
+        return f"needs {c.get('decided_by') or 'another'} profile"
+    if c.get("mechanics") and c["verdict"] in ("pass", "fail"):
+        return f"mechanics check: {c['verdict']}"
+    return c["verdict"]
 
 
 def summarize(results: list[ClaimResult]) -> dict[str, int]:
@@ -194,6 +244,7 @@ def summarize(results: list[ClaimResult]) -> dict[str, int]:
 
 
 # -- Transformer core -------------------------------------------------------------------
+REAL_SOURCES = ("local", "hub")
 def core_rows(doc: dict[str, Any], root: str | Path = ".") -> list[dict[str, Any]]:
     """Fine-tuning results: one row per metrics/finetune/<model>-<task>.json."""
     core = doc.get("core") or {}
@@ -216,6 +267,9 @@ def core_rows(doc: dict[str, Any], root: str | Path = ".") -> list[dict[str, Any
             "metric": data.get("metric", "?"), "mean": _jsonable(data.get("mean")),
             "std": _jsonable(data.get("std")), "seeds": _jsonable(seeds), "n_seeds": len(seeds),
             "profile": data.get("profile"), "data_source": data.get("data_source"),
-            "expected": expected.get(key, expected.get(name)), "status": data.get("status"),
+            # expected ranges are real-data ranges: shown only beside rows computed on real data
+            "expected": (expected.get(key, expected.get(name))
+                         if data.get("data_source") in REAL_SOURCES else None),
+            "status": data.get("status"),
         })
     return rows

@@ -4,7 +4,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "not run": "#6e7781", "inconclusive": "#9a6700"}
+from .claims import verdict_text
+
+COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "not run": "#6e7781", "inconclusive": "#9a6700",
+          "needs profile": "#6e7781"}
+MECHANICS = ("Smoke profile: tiny models trained for seconds on generated (embedded) data. Its verdicts "
+             "are **mechanics checks** (every stage runs, every number is computed and compared); they are "
+             "not evidence about the papers. Claims that need real data and real models read "
+             "\"needs cpu profile\"; run `dvc exp run -S profile=cpu` (about 2 hours on 2 cores) to decide them.")
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328}
 table{border-collapse:collapse;width:100%;margin:.6em 0 1.6em}
@@ -60,33 +67,45 @@ def expected_cell(r: dict) -> str:
     return f"{rng}: {where}"
 
 
+def provenance(c: dict) -> str:
+    """profile / data source / model of one claim or core row."""
+    parts = [str(c.get("profile") or "?"), str(c.get("data_source") or "?")]
+    if c.get("model"):
+        parts.append(str(c["model"]))
+    return " / ".join(parts)
+
+
 def _md(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(res: dict[str, Any]) -> str:
-    s = res["summary"]
     lines = [
         "# arkbench results", "",
         f"Profile **{res['profile']}**, data source **{res['data_source']}**, "
         f"commit `{res.get('git_commit') or 'unknown'}`.", "",
-        f"{s['claims']} claims: {s['pass']} pass, {s['fail']} fail, {s['not_run']} not run, "
-        f"{s['inconclusive']} inconclusive.", "",
+        summary_line(res), "",
+    ]
+    if res["profile"] == "smoke":
+        lines += [MECHANICS, ""]
+    lines += [
         "## Paper claims", "",
-        "| paper | claim | paper's number | ours | profile / source | criterion | verdict |",
+        "| paper | claim | paper's number | ours | profile / source / model | criterion | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
     for c in res["claims"]:
         lines.append("| " + " | ".join(_md(x) for x in (
             c["paper"], f"{c['claim']} (`{c['id']}`)", paper_cell(c), ours_cell(c),
-            f"{c['profile']} / {c['data_source']}", c["criterion_text"],
-            c["verdict"] + (f" — {c['reason']}" if c["verdict"] != "pass" else ""))) + " |")
+            provenance(c), c["criterion_text"],
+            verdict_text(c) + (f" — {c['reason']}" if c["verdict"] != "pass" else ""))) + " |")
     lines += ["", "## Transformer core: fine-tuning (mean ± std over seeds)", ""]
     if res["core"]:
-        lines += ["| model | task | metric | ours | seeds | expected (real data) |", "|---|---|---|---|---|---|"]
+        lines += ["| model | task | metric | ours | seeds | expected (real data) | profile / source |",
+                  "|---|---|---|---|---|---|---|"]
         for r in res["core"]:
             lines.append("| " + " | ".join(_md(x) for x in (
-                r["model"], r["task"], r["metric"], core_cell(r), r["n_seeds"], expected_cell(r))) + " |")
+                r["model"], r["task"], r["metric"], core_cell(r), r["n_seeds"], expected_cell(r),
+                f"{r.get('profile') or res['profile']} / {r.get('data_source') or res['data_source']}")) + " |")
     else:
         lines.append("No `metrics/finetune/*.json` yet (not run).")
     if res["plots"]:
@@ -95,26 +114,30 @@ def to_markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_line(res: dict[str, Any]) -> str:
+    s = res["summary"]
+    kind = "mechanics checks" if res["profile"] == "smoke" else "claims"
+    return (f"{s['claims']} {kind}: {s['pass']} pass, {s['fail']} fail, {s.get('needs_profile', 0)} need a "
+            f"real-data profile, {s['not_run']} not run, {s['inconclusive']} inconclusive.")
+
+
 def to_html(res: dict[str, Any], images: list[dict[str, Any]]) -> str:
     e = html.escape
-    s = res["summary"]
     out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
            f"<title>arkbench results ({e(res['profile'])})</title><style>{CSS}</style></head><body>",
            "<h1>arkbench results</h1>",
            f"<p>Profile <b>{e(res['profile'])}</b>, data source <b>{e(res['data_source'])}</b>, "
            f"commit <code>{e(res.get('git_commit') or 'unknown')}</code>.<br>"
-           f"{s['claims']} claims: {s['pass']} pass, {s['fail']} fail, {s['not_run']} not run, "
-           f"{s['inconclusive']} inconclusive.</p>"]
+           f"{e(summary_line(res))}</p>"]
     if res["profile"] == "smoke":
-        out.append("<p class='small'>Smoke profile: verdicts test the pipeline and the qualitative "
-                   "mechanism only, on tiny models and data.</p>")
+        out.append(f"<p><b>{e(MECHANICS.replace('**', '').replace('`', ''))}</b></p>")
     papers: dict[str, list[dict]] = {}
     for c in res["claims"]:
         papers.setdefault(c["paper"], []).append(c)
     for pname, rows in papers.items():
         out.append(f"<h2>{e(rows[0]['paper_title'])}</h2><table><tr><th>claim</th><th>paper's number</th>"
-                   "<th>ours</th><th>profile / source</th><th>criterion</th><th>verdict</th></tr>")
+                   "<th>ours</th><th>profile / source / model</th><th>criterion</th><th>verdict</th></tr>")
         for c in rows:
             note = f"<div class='small'>{e(c['note'])}</div>" if c.get("note") else ""
             stmt = (f"<div class='small'>{e(c['paper_statement'])}</div>"
@@ -123,9 +146,9 @@ def to_html(res: dict[str, Any], images: list[dict[str, Any]]) -> str:
             out.append(
                 f"<tr><td>{e(c['claim'])}<div class='small'><code>{e(c['id'])}</code></div>{note}</td>"
                 f"<td>{e(paper_cell(c))}{stmt}<div class='small'>{e(c['paper_evidence'])}</div></td>"
-                f"<td>{e(ours_cell(c))}{src}</td><td>{e(c['profile'])} / {e(c['data_source'])}</td>"
+                f"<td>{e(ours_cell(c))}{src}</td><td>{e(provenance(c))}</td>"
                 f"<td>{e(c['criterion_text'])}</td>"
-                f"<td class='v' style='color:{COLORS[c['verdict']]}'>{e(c['verdict'])}"
+                f"<td class='v' style='color:{COLORS[c['verdict']]}'>{e(verdict_text(c))}"
                 f"<div class='small'>{e(c['reason'])}</div></td></tr>")
         out.append("</table>")
     out.append("<h2>Transformer core: fine-tuning (mean ± std over seeds)</h2>")

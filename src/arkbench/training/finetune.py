@@ -9,7 +9,7 @@ named real checkpoint ("minilm", "bert-base-uncased"). The head follows the task
 problem type (classification -> SequenceClassifier with num_labels classes,
 regression -> SequenceClassifier(num_labels=1, MSE), span -> SpanExtractor).
 Each seed trains from the same checkpoint with AdamW (BERT's no-decay rule),
-linear warm-up + linear decay, gradient clipping, dynamic padding; autocast on GPU;
+linear warm-up + linear decay, gradient clipping, dynamic padding (length-grouped batches with hp.group_by_length); autocast on GPU;
 DDP when launched by torchrun. Each seed is evaluated on every evaluation split of
 the task with its official metric (MNLI: matched and mismatched).
 
@@ -62,6 +62,7 @@ class FinetuneHP(Section):
     max_seq_len: int = Field(128, ge=8)
     classifier_dropout: float | None = Field(None, ge=0, le=1)   # None = the encoder's dropout
     pooling: Literal["cls", "mean"] = "cls"   # sentence head input: BERT's [CLS] pooler or the token mean
+    group_by_length: bool = False                      # length-grouped training batches (less padding)
     # extractive QA
     doc_stride: int = Field(32, ge=1)                  # context tokens shared by consecutive windows (BERT @384: 128)
     max_query_len: int = Field(64, ge=1)
@@ -290,8 +291,9 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
     ddp = dist_utils.wrap(model, info)
     # the same global batches whatever the world size (batch_size rows per rank)
     try:
+        lengths = [len(f["input_ids"]) for f in prep.train] if hp.group_by_length else None
         sampler = glue_data.GlobalBatchSampler(len(prep.train), hp.batch_size, seed=seed, rank=info.rank,
-                                               world_size=info.world_size)
+                                               world_size=info.world_size, lengths=lengths)
     except ValueError as e:
         raise ValueError(f"task {prep.spec.name!r}: {e}") from None
     loader = glue_data.make_loader(prep.train, pad_id=pad_id, batch_sampler=sampler)
@@ -429,5 +431,10 @@ def run(params: FinetuneParams, ctx, model: str, task: str) -> dict:
     res = run_task(task, init, params.hp_for(task, model), params.seeds, fusion=params.fusion,
                    fusion_kwargs=params.fusion_kwargs or None, data_root=params.data_root, ctx=ctx,
                    model_name=model)
+    from ..data import prepared_source
+
+    # provenance for the report: which data (expected ranges are real-data ranges). Not the profile:
+    # a stage whose effective params are the same in two profiles is not rerun on a switch.
+    res.update(data_source=prepared_source(task, params.data_root))
     return res
 

@@ -449,7 +449,10 @@ def run_fusion(p: FusionParams, ctx=None, task: str | None = None, *, data=None,
     if data is None:
         log_inputs(ctx, lambda: prepared_inputs(task, p.data_root))
     tok = load_tokenizer(p.init)
-    results: dict[str, Any] = {"task": task, "init": p.init, "seeds": p.seeds}
+    from arkbench.data import prepared_source
+
+    results: dict[str, Any] = {"task": task, "init": p.init, "seeds": p.seeds, "model": _model_key(p.init),
+                               "data_source": prepared_source(task, p.data_root) if data is None else "given"}
     for fusion in p.fusions:
         res = run_task(task, p.init, p.hp_for(task), p.seeds, fusion=fusion,
                        fusion_kwargs=p.fusion_kwargs.get(fusion) or None, data_root=p.data_root, ctx=ctx,
@@ -502,6 +505,10 @@ def run_fusion_summary(p: FusionParams, ctx=None, **_) -> dict:
     else:
         metrics = aggregate_tasks(per_task, p.fusions, baseline=p.baseline)
         metrics["missing_tasks"] = missing
+        # provenance for the report: the model fine-tuned and where the task data came from
+        metrics["model"] = _model_key(p.init)
+        sources = sorted({str(r.get("data_source", "unknown")) for r in per_task.values()})
+        metrics["data_source"] = "+".join(sources)
         summary_dir = Path(p.plots_dir) / "summary"   # the summary stage's own DVC out
         _write_csv(summary_dir / "fusion_summary.csv",
                    [{"fusion": f, "mean": metrics[f]["mean"], "std": metrics[f]["std"],

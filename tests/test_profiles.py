@@ -1,0 +1,147 @@
+"""Profiles: a switch reruns exactly the stages whose values change; external data is tracked.
+
+The mechanism (arkbench.resolve, dvc.yaml's `resolve` stage): every section merged with the
+active profile's overrides is written to data/resolved/params/<section>.json and each stage
+depends on its own file instead of on `profile`; data/resolved/local links to the external
+data folder when the profile reads it, so DVC hashes the files a stage reads.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from repo_copy import DVC, REPO, dvc, git
+
+from arkbench.config import deep_merge, read_params
+from arkbench.resolve import effective_section, run as resolve
+
+STAGE_SECTIONS = {  # dvc.yaml stage (name before @) -> the params section it runs on
+    "download": "download", "pretrain": "pretrain", "finetune": "finetune", "finetune_ref": "finetune",
+    "oversmoothing_theory": "oversmoothing_theory", "oversmoothing_similarity": "oversmoothing_similarity",
+    "oversmoothing_probe": "oversmoothing_probe", "oversmoothing_fusion": "oversmoothing_fusion",
+    "oversmoothing_fusion_summary": "oversmoothing_fusion", "report": "report",
+}
+
+
+def _dvc_stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _body(stage: dict) -> dict:
+    return stage.get("do", stage)
+
+
+def test_no_stage_depends_on_the_profile_name():
+    """Listing `profile` (or `profiles.${profile}.x`) as a params dep reruns the stage on every switch;
+    each stage depends on its resolved section instead. (The dvc.yaml before this change listed both
+    in every stage: this test failed on each of them.)"""
+    for name, stage in _dvc_stages().items():
+        body = _body(stage)
+        params = [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
+        if name != "report":   # the report names the profile in its output: it reads it
+            assert "profile" not in params, name
+        assert not any(str(p).startswith("profiles.") for p in params), name
+        if name in STAGE_SECTIONS:
+            assert f"data/resolved/params/{STAGE_SECTIONS[name]}.json" in body["deps"], name
+
+
+def test_resolved_sections_equal_what_stages_validate(tmp_path):
+    """What DVC tracks (resolve's merge) is what a stage runs on (arkbench.config's merge)."""
+    raw = read_params(REPO / "params.yaml")
+    for prof in ("smoke", "cpu", "small", "paper"):
+        raw["profile"] = prof
+        for name in ("download", "pretrain", "finetune", "oversmoothing_fusion", "report"):
+            over = ((raw.get("profiles") or {}).get(prof) or {}).get(name) or {}
+            assert effective_section(raw, name) == deep_merge(raw[name], over), (prof, name)
+
+
+def test_smoke_to_cpu_changes_every_section_but_the_theory_demo():
+    raw = read_params(REPO / "params.yaml")
+    changed = set()
+    for name in STAGE_SECTIONS.values():
+        raw["profile"] = "smoke"
+        smoke = effective_section(raw, name)
+        raw["profile"] = "cpu"
+        if effective_section(raw, name) != smoke:
+            changed.add(name)
+    assert changed == {"download", "pretrain", "finetune", "oversmoothing_similarity", "oversmoothing_probe",
+                       "oversmoothing_fusion"}
+
+
+TOY_PARAMS = """profile: smoke
+seed: 0
+download: {source: embedded, local_dir: ext, tasks: [t]}
+a: {x: 1}
+b: {y: 1}
+profiles:
+  smoke: {}
+  cpu: {download: {source: local}, a: {x: 2}}
+"""
+
+
+def _toy(root: Path) -> None:
+    (root / "ext").mkdir()
+    (root / "ext" / "f.txt").write_text("one\n")
+    (root / "params.yaml").write_text(TOY_PARAMS)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "stages" / "resolve.py", root / "resolve.py")
+    stages = {
+        "resolve": {"cmd": "python resolve.py", "deps": ["params.yaml", "resolve.py"],
+                    "outs": [{"data/resolved": {"cache": False}}]},
+        "download": {"cmd": "cat data/resolved/params/download.json > dl.txt; ls data/resolved/local >> dl.txt",
+                     "deps": ["data/resolved/params/download.json", "data/resolved/local"], "outs": ["dl.txt"]},
+        "sa": {"cmd": "cp data/resolved/params/a.json a.txt", "deps": ["data/resolved/params/a.json"],
+               "outs": ["a.txt"]},
+        "sb": {"cmd": "cp data/resolved/params/b.json b.txt", "deps": ["data/resolved/params/b.json"],
+               "outs": ["b.txt"]},
+    }
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    git(root, "init", "-q", "-b", "main")
+    dvc(root, "init", "-q")
+
+
+def _ran(out: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+@pytest.mark.skipif(not DVC.exists(), reason=f"dvc not installed at {DVC}")
+def test_profile_switch_and_data_change_rerun_exactly_what_reads_them(tmp_path):
+    """A DVC project wired like dvc.yaml: switching the profile reruns only the stages whose merged
+    section changed (sb's does not), a second repro runs nothing, and editing a file of the external
+    folder reruns only the stage that reads it -- and only under a profile that reads it."""
+    _toy(tmp_path)
+    assert _ran(dvc(tmp_path, "repro")) == {"resolve", "download", "sa", "sb"}
+    assert not _ran(dvc(tmp_path, "repro"))
+    (tmp_path / "ext" / "f.txt").write_text("two\n")               # smoke reads no local data
+    assert not _ran(dvc(tmp_path, "repro"))
+    (tmp_path / "params.yaml").write_text(TOY_PARAMS.replace("profile: smoke", "profile: cpu"))
+    assert _ran(dvc(tmp_path, "repro")) == {"resolve", "download", "sa"}
+    assert (tmp_path / "data/resolved/local").is_symlink()
+    assert json.loads((tmp_path / "a.txt").read_text()) == {"x": 2}
+    assert not _ran(dvc(tmp_path, "repro"))
+    (tmp_path / "ext" / "f.txt").write_text("three\n")             # cpu reads it: download reruns
+    assert _ran(dvc(tmp_path, "repro")) == {"download"}
+    (tmp_path / "params.yaml").write_text(TOY_PARAMS)                # back to smoke: DVC's run cache
+    back = dvc(tmp_path, "repro")                                    # restores download's and sa's outputs
+    assert _ran(back) == {"resolve"} and "Stage 'sa' is cached" in back and "Stage 'sb' is cached" not in back
+    assert json.loads((tmp_path / "a.txt").read_text()) == {"x": 1}
+    assert not (tmp_path / "data/resolved/local").is_symlink()
+
+
+def test_resolve_links_only_what_the_profile_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ext").mkdir()
+    Path("params.yaml").write_text(TOY_PARAMS)
+    assert resolve()["local"] is None and Path("data/resolved/local").is_dir()
+    Path("params.yaml").write_text(TOY_PARAMS.replace("profile: smoke", "profile: cpu"))
+    doc = resolve()
+    assert doc["local"] == "../../ext" and Path("data/resolved/local").resolve() == (tmp_path / "ext").resolve()
+    assert json.loads(Path("data/resolved/params/a.json").read_text()) == {"x": 2}
+    # cpu with the folder missing: an empty folder, so the download stage runs and names what is missing
+    shutil.rmtree("ext")
+    assert resolve()["local"] is None and not Path("data/resolved/local").is_symlink()
