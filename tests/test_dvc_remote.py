@@ -23,7 +23,9 @@ def _outs(root: Path) -> list[Path]:
     """Files of the outputs dvc.lock records that exist here (i.e. the stages that ran)."""
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     files: list[Path] = []
-    for st in lock["stages"].values():
+    for name, st in lock["stages"].items():
+        if name == "resolve":   # not cached (re-derived from params.yaml in 0.2 s): never pushed or pulled
+            continue
         for o in st.get("outs") or []:
             p = root / o["path"]
             if p.is_dir():
