@@ -138,17 +138,19 @@ def test_finetune_pretrained_model_missing(tmp_path):
                   ["metrics/finetune"])
 
 
-def test_finetune_realdata_malformed_file(tmp_path):
-    bad = bad_rte(tmp_path / "data_in")
-    _params(tmp_path, finetune_realdata={"local_dir": str(tmp_path / "data_in"), "tasks": ["rte"], "budgets": {}})
-    r = _run(tmp_path, "finetune_realdata.py")
-    _assert_clean(r, "finetune_realdata", re.escape(f"{bad}:4: bad label 'maybe'"), tmp_path,
-                  ["metrics/finetune_realdata"])
+def test_download_missing_local_folder(tmp_path):
+    """The cpu profile's data folder is absent: the download stage stops before any work, naming the
+    folder and the alternative (download.source=hub)."""
+    _params(tmp_path, download={"source": "local", "local_dir": str(tmp_path / "no_data"), "tasks": ["rte", "sst2"]})
+    r = _run(tmp_path, "download.py")
+    _assert_clean(r, "download", r"download.local_dir: data folder .*no_data.* not found.*download.source=hub",
+                  tmp_path, ["data/tasks"])
 
 
 def test_oversmoothing_similarity_malformed_file(tmp_path):
     bad = bad_stsb(tmp_path / "data_in")
-    _params(tmp_path, oversmoothing_similarity={"local_dir": str(tmp_path / "data_in"), "tasks": ["stsb"]})
+    _params(tmp_path, oversmoothing_similarity={"source": "local", "local_dir": str(tmp_path / "data_in"),
+                                                "tasks": ["stsb"]})
     r = _run(tmp_path, "oversmoothing_similarity.py")
     _assert_clean(r, "oversmoothing_similarity", re.escape(f"{bad}:3: expected a number"), tmp_path,
                   ["plots/oversmoothing/similarity", "metrics/oversmoothing/similarity.json"])
@@ -156,7 +158,7 @@ def test_oversmoothing_similarity_malformed_file(tmp_path):
 
 def test_oversmoothing_probe_malformed_file(tmp_path):
     bad = bad_rte(tmp_path / "data_in")
-    _params(tmp_path, oversmoothing_probe={"local_dir": str(tmp_path / "data_in"), "task": "rte"})
+    _params(tmp_path, oversmoothing_probe={"source": "local", "local_dir": str(tmp_path / "data_in"), "task": "rte"})
     r = _run(tmp_path, "oversmoothing_probe.py")
     _assert_clean(r, "oversmoothing_probe", re.escape(f"{bad}:4: bad label 'maybe'"), tmp_path,
                   ["plots/oversmoothing/probe", "metrics/oversmoothing/layerwise.json"])

@@ -215,16 +215,16 @@ def test_core_rows_show_expected_range_verdict_and_not_run(tmp_path):
     from arkbench.report.claims import core_rows
     from arkbench.report.render import core_cell, expected_cell
 
-    d = tmp_path / "metrics" / "finetune_realdata"
+    d = tmp_path / "metrics" / "finetune"
     d.mkdir(parents=True)
     (d / "minilm-rte.json").write_text(json.dumps({"task": "rte", "metric": "accuracy", "mean": 0.55,
                                                     "std": 0.0, "seeds": [{"seed": 0}], "data_source": "local"}))
     (d / "minilm-sst2.json").write_text(json.dumps({"task": "sst2", "metric": "accuracy", "mean": 0.55,
                                                      "std": 0.0, "seeds": [{"seed": 0}], "data_source": "embedded"}))
     (d / "minilm-cola.json").write_text(json.dumps({"task": "cola", "status": "not run: no data"}))
-    doc = {"core": {"glob": ["metrics/finetune_realdata/*.json"],
-                    "expected": {"finetune_realdata/minilm-rte": {"low": 0.6, "high": 0.68, "source": "s"},
-                                 "finetune_realdata/minilm-sst2": {"low": 0.8, "high": 0.9, "source": "s"}}}}
+    doc = {"core": {"glob": ["metrics/finetune/*.json"],
+                    "expected": {"finetune/minilm-rte": {"low": 0.6, "high": 0.68, "source": "s"},
+                                 "finetune/minilm-sst2": {"low": 0.8, "high": 0.9, "source": "s"}}}}
     rows = {r["task"]: r for r in core_rows(doc, tmp_path)}
     assert expected_cell(rows["rte"]).endswith(": below")
     assert expected_cell(rows["sst2"]) == "—"          # generated data: a real-data range does not apply
