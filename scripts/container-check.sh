@@ -213,6 +213,7 @@ old_image=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true
 timed image "$RUN/build.log" "${BUILD[@]}" --progress=plain --network host "${build_args[@]}" -t "$IMAGE" "$CLONE" \
     || fail "docker build of the project image failed" "$RUN/build.log"
 kill "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+say "   built in ${TIMES[image]} s ($(grep -c ' CACHED$' "$RUN/build.log" || true) steps cached); torch in the image: $(docker run --rm --network none "$IMAGE" python -c 'import torch; print(torch.__version__)')"
 # the image this one replaces (if any) would otherwise pile up, 2-3 GB each
 if [ -n "$old_image" ] && [ "$old_image" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]; then
     docker rmi "$old_image" >/dev/null 2>&1 || true
@@ -221,7 +222,6 @@ if [ "$BUILD_ONLY" = 1 ]; then
     say "PASSED (--build-only) on $COMMIT. times (s): base ${TIMES[base]}, image ${TIMES[image]}; load $(load)"
     exit 0
 fi
-say "   built in ${TIMES[image]} s ($(grep -c ' CACHED$' "$RUN/build.log" || true) steps cached); torch in the image: $(docker run --rm --network none "$IMAGE" python -c 'import torch; print(torch.__version__)')"
 
 # --- compose, as the README says, plus this machine's differences ---------------------------
 # An override file (COMPOSE_FILE) changes only what a CPU-only, registry-less check needs:
