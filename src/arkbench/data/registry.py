@@ -222,6 +222,39 @@ _ENTRIES: list[TaskSpec] = [
                       split_map={"train": "train", "validation": "validation", "test": "test"}),
         description="Pang & Lee sentence polarity v1.0; the hub split is 80/10/10, as carved here.",
     ),
+    # ---- more sentiment (ZeroGen's TC tasks): hub loaders; no local copy in ../shared/data
+    TaskSpec(
+        name="imdb", family="sentiment", problem_type="classification",
+        features=Features({"text": S, "label": ClassLabel(names=["neg", "pos"])}),
+        splits=("train", "test"), text_fields=("text",), metric="accuracy", embedded="imdb", local=None,
+        hub=HubSource("stanfordnlp/imdb", split_map={"train": "train", "test": "test"}),
+        description="IMDb reviews (hub: 25k train / 25k test, 0 = neg, 1 = pos); the unsupervised "
+                    "split is not used.",
+    ),
+    TaskSpec(
+        name="yelp_polarity", family="sentiment", problem_type="classification",
+        features=Features({"text": S, "label": ClassLabel(names=["1", "2"])}),
+        splits=("train", "test"), text_fields=("text",), metric="accuracy", embedded="yelp_polarity",
+        local=None, hub=HubSource("fancyzhx/yelp_polarity", split_map={"train": "train", "test": "test"}),
+        description="Yelp polarity (hub: 560k / 38k); class '1' = negative, '2' = positive.",
+    ),
+    TaskSpec(
+        name="elec", family="sentiment", problem_type="classification",
+        features=Features({"text": S, "label": ClassLabel(names=["neg", "pos"])}),
+        splits=("train", "test"), text_fields=("text",), metric="accuracy", embedded="elec",
+        local=None, hub=None,
+        description="Amazon Electronics reviews (Johnson & Zhang; 25k / 25k). No hub copy under that "
+                    "name and none in ../shared/data: embedded only until a layout is given.",
+    ),
+    TaskSpec(
+        name="adversarial_qa", family="squad", problem_type="span", features=SQUAD_FEATURES,
+        splits=("train", "validation"), text_fields=("question", "context"), metric="squad",
+        embedded="adversarial_qa", group_by="title", local=None,
+        hub=HubSource("UCLNLP/adversarial_qa", "adversarialQA",
+                      split_map={"train": "train", "validation": "validation"}),
+        description="AdversarialQA (all three rounds, config adversarialQA): SQuAD v1.1 schema plus "
+                    "a metadata column that is dropped.",
+    ),
     # ---- NLI outside GLUE
     TaskSpec(
         name="snli", family="nli", problem_type="classification",
