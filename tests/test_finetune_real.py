@@ -54,7 +54,36 @@ def test_mrpc_pair_path(shared_data):
     assert s["f1"] > 0.75 and s["accuracy"] > 0.6, s
 
 
+def _raw_rte_labels(shared_data) -> dict[tuple[str, str], str]:
+    """(sentence1, sentence2) -> the label string as written in the GLUE TSVs."""
+    import csv
+
+    out = {}
+    for split in ("train", "dev"):
+        with open(shared_data / "glue_data" / "RTE" / f"{split}.tsv", newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                out[(row["sentence1"], row["sentence2"])] = row["label"]
+    return out
+
+
 def test_rte_pair_path(shared_data):
-    res = finetune(shared_data, "rte", 400, n_eval=277, batch_size=16, max_seq_len=128, lr=5e-5)
+    """RTE's labels reach the model the right way round: every pair the fine-tune sees
+    carries the hub's id for its TSV label (entailment = 0, not_entailment = 1).
+
+    Checked against a switched-off feature: with the local loader's label map flipped,
+    the direction check fails on the first row; the accuracy bound alone (0.45..1 on a
+    ~50/50 dev set after 400 rows, near chance) could not tell."""
+    data = load_task("rte", "local", local_dir=shared_data, max_examples=400, max_eval_examples=277, seed=0)
+    raw = _raw_rte_labels(shared_data)
+    names = data["train"].features["label"].names
+    assert names == ["entailment", "not_entailment"]
+    for split in ("train", "validation"):
+        ds = data[split]
+        got = [names[y] for y in ds["label"]]
+        want = [raw[(a, b)] for a, b in zip(ds["sentence1"], ds["sentence2"])]
+        assert got == want, f"{split}: label map flipped or shuffled"
+        assert 0 < sum(ds["label"]) < len(ds)                        # both classes present
+    res = run_task("rte", "minilm", {**BASE, "batch_size": 16, "max_seq_len": 128, "lr": 5e-5}, seeds=[0],
+                   data=data)
     assert res["metric"] == "accuracy" and res["seeds"][0]["train_examples"] == 400
     assert 0.45 <= res["mean"] <= 1.0, res["seeds"]              # 277 dev pairs, ~50/50 classes

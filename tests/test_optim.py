@@ -56,7 +56,8 @@ def test_lamb_two_steps_match_hand_computation(wd):
 def test_lamb_zero_weights_use_trust_one_and_skip_missing_grads():
     z = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     untouched = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
-    opt = Lamb([z, untouched], lr=0.1, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0)
+    # the parameter without a gradient comes first: it is skipped, the next one still steps
+    opt = Lamb([untouched, z], lr=0.1, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0)
     z.grad = torch.tensor([1.0, -2.0, 0.0], dtype=torch.float64)
     opt.step()
     # ||w|| = 0: trust 1, so the first step is the bias-corrected Adam direction g/(|g|+eps)
@@ -65,16 +66,33 @@ def test_lamb_zero_weights_use_trust_one_and_skip_missing_grads():
     assert torch.equal(untouched.detach(), torch.ones(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="LAMB lr=0"):
         Lamb([z], lr=0)
+    assert Lamb([z]).defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.01}
+
+
+class _WithNormMatrix(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 4)
+        self.ln = torch.nn.LayerNorm(4)
+        self.norm_scale = torch.nn.Parameter(torch.ones(2, 2))   # 2-d, but a norm parameter: no decay
+        self.frozen = torch.nn.Parameter(torch.ones(2, 2), requires_grad=False)
 
 
 def test_build_optimizer_groups_and_names():
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    model = _WithNormMatrix()
     decay, no_decay = param_groups(model, 0.1)
-    assert [p.shape for p in decay["params"]] == [(4, 3)]                # only the matrix decays
-    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
-    opt = build_optimizer(model, "lamb", lr=1e-3, weight_decay=0.1)
-    assert isinstance(opt, Lamb) and [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
-    assert isinstance(build_optimizer(model, "adamw"), torch.optim.AdamW)
+    assert [p.shape for p in decay["params"]] == [(4, 3)]                # only the linear matrix decays
+    assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0
+    assert any(p is model.norm_scale for p in no_decay["params"])
+    assert not any(p is model.frozen for g in (decay, no_decay) for p in g["params"])
+    # every hyper-parameter reaches the optimizer
+    for name, cls in (("lamb", Lamb), ("adamw", torch.optim.AdamW)):
+        opt = build_optimizer(model, name, lr=3e-4, weight_decay=0.1, betas=(0.8, 0.95), eps=1e-7)
+        assert isinstance(opt, cls) and [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+        assert {(g["lr"], tuple(g["betas"]), g["eps"]) for g in opt.param_groups} == {(3e-4, (0.8, 0.95), 1e-7)}
+    assert build_optimizer(model, "lamb").defaults["eps"] == 1e-6          # BERT's eps by default
+    # AdamW takes the fused kernel for float CPU/CUDA parameters
+    assert all(g["fused"] for g in build_optimizer(model, "adamw").param_groups)
     with pytest.raises(ValueError, match="optimizer 'sgd'"):
         build_optimizer(model, "sgd")
 
@@ -103,6 +121,17 @@ def test_schedule_values(schedule, power, mid, quarter):
 
 def test_no_warmup_and_unknown_schedule():
     assert lr_lambda(0, 0, 100, "linear") == 1.0 and lr_lambda(50, 0, 100, "linear") == pytest.approx(0.5)
+    assert lr_lambda(0, 1, 11) == 1.0 and lr_lambda(1, 1, 11) == 1.0        # one warm-up step
+    assert lr_lambda(0, 0, 1) == 1.0 and lr_lambda(1, 0, 1) == 0.0          # a one-step decay
+    assert lr_lambda(60, 10, 110, "polynomial") == pytest.approx(0.5)       # default power 1
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, 0, 4)                                      # default: linear
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1.0, 0.75, 0.5, 0.25])
     with pytest.raises(ValueError, match="lr schedule 'step'"):
         lr_lambda(20, 10, 100, "step")
     with pytest.raises(ValueError, match="lr schedule 'step'"):        # at build time, not at step 10

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,8 +210,16 @@ def test_report_stage_script(tmp_path, monkeypatch):
     assert metrics["not_run"] == metrics["claims"] - metrics["inconclusive"]
     assert json.loads(Path("metrics/report.json").read_text()) == metrics
     assert Path("reports/index.html").is_file()
+    # the DVC stage script itself, run as dvc runs it, writes the same metrics and report
     script = Path(__file__).resolve().parents[1] / "stages" / "report.py"
-    assert 'stage_main("report", build_report, metrics_path="metrics/report.json")' in script.read_text()
+    out = tmp_path / "as_dvc"
+    out.mkdir()
+    (out / "params.yaml").write_text(Path("params.yaml").read_text())
+    p = subprocess.run([sys.executable, str(script)], cwd=out, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "ARKBENCH_TRACKING": "off"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads((out / "metrics" / "report.json").read_text()) == metrics
+    assert (out / "reports" / "index.html").is_file() and "[report] done in" in p.stdout
 
 
 def test_core_rows_show_expected_range_verdict_and_not_run(tmp_path):
