@@ -117,7 +117,7 @@ def test_torchrun_relaunch_only_rank0_writes_and_tracks(tmp_path):
                ARKBENCH_TEST_ROOT=str(tmp_path),
                PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     p = subprocess.run([sys.executable, str(REPO / "stages" / "pretrain.py"), "--params-file", "params.yaml",
-                        "--variant", "bert"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+                        "--variant", "bert"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-4000:]
     starts = [json.loads(f.read_text()) for f in logs.glob("start_rank*.json")]
     ranks = sorted((s["rank"], s["world"]) for s in starts if s["argv"][0].endswith("pretrain.py"))
