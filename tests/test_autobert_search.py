@@ -169,3 +169,11 @@ def test_bert_at_equal_params():
     cfg, n = bert_at_params(target, base, 2)
     assert abs(n - target) <= 2 * (2 * 32 + 1)                 # within one FFN unit per layer
     assert cfg["intermediate_size"] != 64
+
+
+def test_executor_specs_are_checked():
+    with pytest.raises(ValueError, match="executor.kind='dask'"):
+        build_executor({"kind": "dask"})
+    with pytest.raises(ValueError, match="unknown keys \\['gpus'\\]"):
+        build_executor({"kind": "ray", "gpus": 1})
+    assert build_executor({"kind": "inprocess"}).kind == "inprocess"

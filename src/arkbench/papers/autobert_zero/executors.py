@@ -24,6 +24,8 @@ EXECUTORS = ("inprocess", "ray")
 
 
 class InProcessExecutor:
+    kind = "inprocess"
+
     def bind(self, fn: Callable[[Any, Any], dict], context: Any):
         def evaluate(payloads: list) -> Iterator[tuple[int, dict]]:
             for i, p in enumerate(payloads):
@@ -35,6 +37,8 @@ class InProcessExecutor:
 
 
 class RayExecutor:
+    kind = "ray"
+
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
                  cpus_per_candidate: float = 1, gpus_per_candidate: float = 0.0):
         import ray
@@ -74,8 +78,13 @@ def _call(fn, context, payload):
 
 
 def build_executor(spec: dict | None) -> InProcessExecutor | RayExecutor:
+    """From params: {kind: inprocess} | {kind: ray, address?, num_cpus?, cpus_per_candidate?,
+    gpus_per_candidate?, fallback?: inprocess}. With `fallback: inprocess` a Ray start-up failure
+    (e.g. the raylet timing out on an overloaded machine) logs a warning and the candidates run
+    in this process instead: the search's history is the same either way."""
     spec = dict(spec or {})
     kind = spec.pop("kind", "inprocess")
+    fallback = spec.pop("fallback", None)
     if kind == "inprocess":
         return InProcessExecutor()
     if kind == "ray":
@@ -83,5 +92,16 @@ def build_executor(spec: dict | None) -> InProcessExecutor | RayExecutor:
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"executor: unknown keys {sorted(unknown)} for kind 'ray'; allowed {sorted(allowed)}")
-        return RayExecutor(**spec)
+        if fallback not in (None, "inprocess"):
+            raise ValueError(f"executor.fallback={fallback!r}: allowed 'inprocess' or unset")
+        try:
+            return RayExecutor(**spec)
+        except Exception as e:  # noqa: BLE001 - Ray raises plain Exception on start-up failures
+            if fallback != "inprocess":
+                raise
+            import logging
+
+            logging.getLogger(__name__).warning("Ray did not start (%s: %s); evaluating in-process",
+                                                type(e).__name__, e)
+            return InProcessExecutor()
     raise ValueError(f"executor.kind={kind!r}: allowed {EXECUTORS}")

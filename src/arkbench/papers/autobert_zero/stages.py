@@ -336,6 +336,7 @@ def run_search(p: SearchParams, ctx) -> dict[str, Any]:
     context = {"data": data, "cfg": cfg, "supernet": supernet if p.biws else None}
     proxy_digest = hashlib.sha256((Path(p.model_dir) / "proxy.pt").read_bytes()).hexdigest()
     ex = build_executor(p.executor)
+    executor_kind = ex.kind
     runs: dict[str, dict[int, dict]] = {}
     children: list[dict] = []
     t0 = time.perf_counter()
@@ -371,10 +372,11 @@ def run_search(p: SearchParams, ctx) -> dict[str, Any]:
     metrics.update({"target": summary["target"], "candidates": n_cand, "wall_s": total_s,
                     "candidates_per_hour": n_cand / max(total_s, 1e-9) * 3600,
                     # CPU hours of this search (all cores the executor used) beside the paper's 24K V100 hours
-                    "gpu_hours": 0.0, "cpu_core_hours": total_s * _cores(p.executor) / 3600,
+                    "gpu_hours": 0.0,
+                    "cpu_core_hours": total_s * (_cores(p.executor) if executor_kind == "ray" else 1) / 3600,
                     "paper_gpu_hours": 24000, "paper_candidates": 760,
                     "best": {k: best_arch[k] for k in ("score", "strategy", "seed", "index", "slots")},
-                    "biws": p.biws, "mlflow_child_runs": n_children})
+                    "biws": p.biws, "mlflow_child_runs": n_children, "executor": executor_kind})
     _write_json(Path(p.metrics_dir) / "search.json", metrics)
     return metrics
 
