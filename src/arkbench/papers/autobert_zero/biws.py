@@ -136,7 +136,9 @@ def train_supernet(data: ProxyData, cfg: ProxyConfig, steps: int, seed: int, ops
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.01)
         net.train()
         losses, skipped = [], 0
-        for step in range(steps):
+        from arkbench.progress import progress
+
+        for step in progress(range(steps), desc="BIWS super-net", unit="step"):
             rng = np.random.default_rng(derive_seed(seed, step, 11))
             while True:
                 arch = S.random_arch(rng, cfg.num_layers, ops, max_nodes, kernels, p_conv)
@@ -209,8 +211,10 @@ def ranking_study(data: ProxyData, cfg: ProxyConfig, supernet_state: dict, archs
                   proxy_steps: int, reference_steps: int, log=None) -> dict[str, Any]:
     """Kendall tau of proxy scores (with / without BIWS, same proxy_steps) against from-scratch
     scores after reference_steps, on the same candidates."""
+    from arkbench.progress import progress
+
     rows = []
-    for j, arch in enumerate(archs):
+    for j, arch in enumerate(progress(archs, desc="ranking study", unit="cand")):
         ref = evaluate_candidate(arch, data, cfg, seed, steps=reference_steps)
         scratch = evaluate_candidate(arch, data, cfg, seed, steps=proxy_steps)
         biws = evaluate_candidate(arch, data, cfg, seed, steps=proxy_steps,

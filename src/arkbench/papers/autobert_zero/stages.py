@@ -328,6 +328,8 @@ def log_candidate_runs(ctx, entries: list[dict]) -> int:
 
 
 def run_search(p: SearchParams, ctx) -> dict[str, Any]:
+    from arkbench.progress import progress
+
     from .executors import build_executor
     from .proxy import candidate_task
     from .search import run_search as search
@@ -349,7 +351,11 @@ def run_search(p: SearchParams, ctx) -> dict[str, Any]:
                 key = hashlib.sha256((json.dumps(asdict(scfg), sort_keys=True) + proxy_digest
                                       + str(p.biws)).encode()).hexdigest()[:12]
                 path = Path(p.checkpoint_dir) / f"{strategy}-{seed}-{key}.json"
-                state = search(scfg, evaluate, path)
+                with progress(total=p.budget, desc=f"search {strategy} seed {seed}", unit="cand") as bar:
+                    def tick(st, entry, bar=bar):
+                        bar.update(len(st["history"]) - bar.n)
+                        bar.set_postfix(best=f"{max(h['score'] for h in st['history']):.3f}")
+                    state = search(scfg, evaluate, path, on_candidate=tick)
                 runs.setdefault(strategy, {})[seed] = state
                 children += [{**h, "strategy": strategy, "seed": seed} for h in state["history"]]
                 ctx.log_metrics({f"{strategy}.best": max(h["score"] for h in state["history"])}, seed)
