@@ -301,3 +301,22 @@ def test_padding_never_reaches_real_tokens_through_unnormalised_graphs():
     h1 = model.encoder(ids, mask).last_hidden_state[1, :8]
     h2 = model.encoder(ids2, mask).last_hidden_state[1, :8]
     torch.testing.assert_close(h1, h2, rtol=1e-5, atol=1e-5)
+
+
+def test_token_mixing_rule():
+    """Vanilla and every Figure-7 graph mix tokens; a per-token map of V does not and is rejected
+    when require_mixing is on (off: accepted)."""
+    assert G.mixes_tokens(S.vanilla_graph())
+    assert all(G.mixes_tokens(g) for g in S.figure7_graphs().values())
+    b = G.GraphBuilder()
+    per_token = b.build(b.op("tanh", b.op("scale", b.op("sqrt", b.v))))
+    assert not G.mixes_tokens(per_token)
+    b = G.GraphBuilder()      # Q (K^T softmax-normalised over tokens): [n,d] x [d,n]... contracts over d,
+    # but the softmax over the token axis of K^T already mixes tokens
+    assert G.mixes_tokens(b.build(b.op("matmul", b.op("matmul", b.q, b.op("softmax", b.op("transpose", b.k))), b.v)))
+    arch = {"slots": [{"type": "att", "graph": per_token}]}
+    assert S.valid_arch(arch, 8)[0]
+    ok, why = S.valid_arch(arch, 8, require_mixing=True)
+    assert not ok and "does not mix tokens" in why
+    rng = np.random.default_rng(0)
+    assert all(G.mixes_tokens(S.random_graph(rng, G.UNARY + G.BINARY, 8, require_mixing=True)) for _ in range(20))

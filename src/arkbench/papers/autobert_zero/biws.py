@@ -123,7 +123,7 @@ def set_path(supernet: MaskedLM, arch: dict) -> None:
 
 
 def train_supernet(data: ProxyData, cfg: ProxyConfig, steps: int, seed: int, ops, max_nodes: int,
-                   kernels, p_conv: float = 0.5, log=None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                   kernels, p_conv: float = 0.5, log=None, require_mixing: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Single-path uniform training; returns (state_dict, {steps, time_s, final_loss, paths_skipped})."""
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
@@ -141,8 +141,9 @@ def train_supernet(data: ProxyData, cfg: ProxyConfig, steps: int, seed: int, ops
         for step in progress(range(steps), desc="BIWS super-net", unit="step"):
             rng = np.random.default_rng(derive_seed(seed, step, 11))
             while True:
-                arch = S.random_arch(rng, cfg.num_layers, ops, max_nodes, kernels, p_conv)
-                if S.valid_arch(arch, max_nodes, kernels)[0]:
+                arch = S.random_arch(rng, cfg.num_layers, ops, max_nodes, kernels, p_conv,
+                                     require_mixing=require_mixing)
+                if S.valid_arch(arch, max_nodes, kernels, require_mixing)[0]:
                     break
                 skipped += 1
             set_path(net, arch)

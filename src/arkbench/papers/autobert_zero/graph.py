@@ -190,6 +190,21 @@ def used_inputs(graph: dict) -> set[str]:
     return used
 
 
+def mixes_tokens(graph: dict) -> bool:
+    """Whether the output depends on an operation across tokens: a matmul contracting over n
+    (e.g. A V) or a softmax over an n axis. Graphs without one are per-token maps, not attention."""
+    shapes = infer_shapes(graph)
+    nodes = _nodes(graph)
+    for i in live_nodes(graph):
+        node = nodes[i - len(INPUTS)]
+        ins = [shapes[j] for j in node["in"]]
+        if node["op"] == "matmul" and ins[0][1] == N:
+            return True
+        if node["op"] == "softmax" and shapes[i][1] == N and shapes[i][0] != N:
+            return True                                  # softmax over tokens of a [d, n] tensor
+    return False
+
+
 def ops_of(graph: dict) -> list[str]:
     """The ops of the live nodes, in node order."""
     nodes = _nodes(graph)

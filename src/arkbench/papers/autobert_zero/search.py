@@ -61,6 +61,7 @@ class SearchConfig:
     ucb_temperature: float = 0.1
     max_tries: int = 50
     seed: int = 0
+    require_mixing: bool = False           # attention graphs must mix tokens (graph.mixes_tokens)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -171,15 +172,16 @@ def propose(state: dict, cfg: SearchConfig, rng: np.random.Generator) -> dict:
         if n_done == 0:
             arch, kind = S.bert_arch(cfg.num_layers), "init"
         elif cfg.strategy == "random" or n_done < cfg.population or not state["population"]:
-            arch = S.random_arch(rng, cfg.num_layers, cfg.ops, cfg.max_nodes, cfg.kernels, cfg.p_conv)
+            arch = S.random_arch(rng, cfg.num_layers, cfg.ops, cfg.max_nodes, cfg.kernels, cfg.p_conv,
+                                 require_mixing=cfg.require_mixing)
             kind = "random" if cfg.strategy == "random" and n_done >= cfg.population else "init"
         else:
             pop = state["population"]
             picks = rng.choice(len(pop), size=min(cfg.sample_size, len(pop)), replace=False)
             parent = max((pop[int(i)] for i in picks), key=lambda j: (state["history"][j]["score"], -j))
             arch, kind = S.mutate(state["history"][parent]["arch"], rng, cfg.ops, cfg.max_nodes, cfg.kernels,
-                                  choose_op=choose, choose_kernel=choose)
-        ok, why = S.valid_arch(arch, cfg.max_nodes, cfg.kernels)
+                                  choose_op=choose, choose_kernel=choose, require_mixing=cfg.require_mixing)
+        ok, why = S.valid_arch(arch, cfg.max_nodes, cfg.kernels, cfg.require_mixing)
         if not ok:
             state["rejected"]["invalid"] += 1
             for o in record:

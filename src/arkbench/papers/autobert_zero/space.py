@@ -186,11 +186,16 @@ def numerically_valid(graph: dict, trials: int = 3, n: int = 7, d: int = 5, seed
     return True, ""
 
 
-def valid_arch(arch: dict, max_nodes: int | None, kernels: Sequence[int] = KERNELS) -> tuple[bool, str]:
+def valid_arch(arch: dict, max_nodes: int | None, kernels: Sequence[int] = KERNELS,
+               require_mixing: bool = False) -> tuple[bool, str]:
+    """Structure, then (require_mixing) every attention graph mixes tokens, then finite values."""
     try:
         check_arch(arch, max_nodes=max_nodes, kernels=kernels)
     except G.GraphError as e:
         return False, str(e)
+    for i, s in enumerate(arch["slots"]):
+        if s["type"] == "att" and require_mixing and not G.mixes_tokens(s["graph"]):
+            return False, f"slot {i}: the attention graph does not mix tokens"
     for i, s in enumerate(arch["slots"]):
         if s["type"] == "att":
             ok, why = numerically_valid(s["graph"])
@@ -202,10 +207,16 @@ def valid_arch(arch: dict, max_nodes: int | None, kernels: Sequence[int] = KERNE
 # --- random generation and mutation -----------------------------------------------------------
 
 def random_graph(rng: np.random.Generator, ops: Sequence[str], max_nodes: int,
-                 choose_op: Callable[[Sequence[str]], str] | None = None, tries: int = 200) -> dict:
+                 choose_op: Callable[[Sequence[str]], str] | None = None, tries: int = 200,
+                 require_mixing: bool = False) -> dict:
     """A random graph of 1..max_nodes live nodes ending in an [n,d] node (rejection sampling)."""
     choose_op = choose_op or (lambda cand: cand[int(rng.integers(len(cand)))])
     for _ in range(tries):
+        if require_mixing and rng.random() < 0.5:
+            g = _attention_shaped(rng, ops, choose_op)
+            if g is not None and len(g["nodes"]) <= max_nodes:
+                return g
+            continue
         size = int(rng.integers(2, max_nodes + 1))
         nodes: list[dict] = []
         shapes: list[G.Shape] = [(G.N, G.D)] * 3
@@ -230,19 +241,48 @@ def random_graph(rng: np.random.Generator, ops: Sequence[str], max_nodes: int,
         if not ends:
             continue
         g = G.normalise({"nodes": nodes, "output": ends[-1]})
-        if 1 <= len(g["nodes"]) <= max_nodes:
+        if 1 <= len(g["nodes"]) <= max_nodes and (not require_mixing or G.mixes_tokens(g)):
             return g
     raise RuntimeError(f"no valid random graph in {tries} tries (ops={list(ops)}, max_nodes={max_nodes})")
 
 
-def random_slot(rng, ops, max_nodes, kernels=KERNELS, p_conv: float = 0.5, choose_op=None) -> dict:
+def _attention_shaped(rng, ops, choose_op) -> dict | None:
+    """softmax?(scale?(f(x) g(y)^T)) h(z): random element-wise chains f, g, h over Q/K/V inputs
+    (a grammar that always mixes tokens, like every Figure-7 layer); None if `ops` lacks
+    matmul/transpose."""
+    if "matmul" not in ops or "transpose" not in ops:
+        return None
+    unary = [o for o in ops if G.PRIMITIVES[o].arity == 1 and o != "transpose"]
+    elem = [o for o in ops if o in ("add", "sub", "mul", "max")]
+    b = GraphBuilder()
+
+    def chain(x: int) -> int:
+        for _ in range(int(rng.integers(0, 3))):
+            if elem and rng.random() < 0.3:
+                x = b.op(choose_op(elem), x, int(rng.integers(3)))
+            elif unary:
+                x = b.op(choose_op(unary), x)
+        return x
+
+    score = b.op("matmul", chain(int(rng.integers(3))), b.op("transpose", chain(int(rng.integers(3)))))
+    if "scale" in ops and rng.random() < 0.7:
+        score = b.op("scale", score)
+    if "softmax" in ops and rng.random() < 0.85:
+        score = b.op("softmax", score)
+    return G.normalise(b.build(b.op("matmul", score, chain(int(rng.integers(3))))))
+
+
+def random_slot(rng, ops, max_nodes, kernels=KERNELS, p_conv: float = 0.5, choose_op=None,
+                require_mixing: bool = False) -> dict:
     if rng.random() < p_conv:
         return {"type": "conv", "kernel": int(kernels[int(rng.integers(len(kernels)))])}
-    return {"type": "att", "graph": random_graph(rng, ops, max_nodes, choose_op)}
+    return {"type": "att", "graph": random_graph(rng, ops, max_nodes, choose_op, require_mixing=require_mixing)}
 
 
-def random_arch(rng, num_layers, ops, max_nodes, kernels=KERNELS, p_conv=0.5, choose_op=None) -> dict:
-    return {"slots": [random_slot(rng, ops, max_nodes, kernels, p_conv, choose_op) for _ in range(num_layers)]}
+def random_arch(rng, num_layers, ops, max_nodes, kernels=KERNELS, p_conv=0.5, choose_op=None,
+                require_mixing: bool = False) -> dict:
+    return {"slots": [random_slot(rng, ops, max_nodes, kernels, p_conv, choose_op, require_mixing)
+                      for _ in range(num_layers)]}
 
 
 MUTATIONS = ("replace_op", "rewire", "insert_unary", "remove_unary", "swap_type", "kernel")
@@ -250,7 +290,8 @@ MUTATIONS = ("replace_op", "rewire", "insert_unary", "remove_unary", "swap_type"
 
 def mutate(arch: dict, rng: np.random.Generator, ops: Sequence[str], max_nodes: int,
            kernels: Sequence[int] = KERNELS, choose_op: Callable[[Sequence[str]], str] | None = None,
-           choose_kernel: Callable[[Sequence[int]], int] | None = None) -> tuple[dict, str]:
+           choose_kernel: Callable[[Sequence[int]], int] | None = None,
+           require_mixing: bool = False) -> tuple[dict, str]:
     """One mutation of a random slot: (child, mutation name). The child may be invalid.
 
     intra-layer (attention slot): replace_op (same arity; op drawn by `choose_op`),
@@ -269,7 +310,8 @@ def mutate(arch: dict, rng: np.random.Generator, ops: Sequence[str], max_nodes: 
             others = [k for k in kernels if k != slot["kernel"]]
             slot["kernel"] = choose_kernel(others)
         else:
-            child["slots"][i] = {"type": "att", "graph": random_graph(rng, ops, max_nodes, choose_op)}
+            child["slots"][i] = {"type": "att", "graph": random_graph(rng, ops, max_nodes, choose_op,
+                                                                      require_mixing=require_mixing)}
         return child, kind
     kind = ("replace_op", "rewire", "insert_unary", "remove_unary", "swap_type")[int(rng.integers(5))]
     if kind == "swap_type":

@@ -76,7 +76,7 @@ class SupernetParams(_Dirs):
     @field_validator("space")
     @classmethod
     def _space(cls, v):
-        allowed = {"ops", "max_nodes", "kernels", "p_conv"}
+        allowed = {"ops", "max_nodes", "kernels", "p_conv", "require_mixing"}
         bad = set(v) - allowed
         if bad:
             raise ValueError(f"unknown space keys {sorted(bad)}; allowed {sorted(allowed)}")
@@ -86,8 +86,8 @@ class SupernetParams(_Dirs):
         return v
 
     def space_full(self) -> dict[str, Any]:
-        return {"ops": list(G.UNARY + G.BINARY), "max_nodes": 10, "kernels": list(S.KERNELS), "p_conv": 0.5,
-                **self.space}
+        return {"ops": list(G.UNARY + G.BINARY), "max_nodes": 12, "kernels": list(S.KERNELS), "p_conv": 0.5,
+                "require_mixing": False, **self.space}
 
 
 def _corpus(p: SupernetParams, seed: int) -> tuple[list[str], list[str], str]:
@@ -152,7 +152,8 @@ def run_supernet(p: SupernetParams, ctx) -> dict[str, Any]:
     tok.save_pretrained(str(out / "tokenizer"))
     space = p.space_full()
     state, info = train_supernet(data, cfg, p.supernet_steps, seed, space["ops"], space["max_nodes"],
-                                 space["kernels"], space["p_conv"], log=ctx.log_metrics)
+                                 space["kernels"], space["p_conv"], log=ctx.log_metrics,
+                                 require_mixing=space["require_mixing"])
     tmp = out / "proxy.pt.tmp"
     torch.save({"data": data.__dict__, "supernet": state, "proxy": cfg.__dict__, "space": space,
                 "seed": seed, "corpus": what}, tmp)
@@ -225,7 +226,8 @@ def _search_config(p: SearchParams, strategy: str, seed: int, space: dict, num_l
     return SearchConfig(strategy=strategy, budget=p.budget, population=p.population, sample_size=p.sample_size,
                         parallel=p.parallel, num_layers=num_layers, max_nodes=space["max_nodes"],
                         ops=list(space["ops"]), kernels=list(space["kernels"]), p_conv=space["p_conv"],
-                        ucb_c=p.ucb_c, ucb_temperature=p.ucb_temperature, max_tries=p.max_tries, seed=seed)
+                        ucb_c=p.ucb_c, ucb_temperature=p.ucb_temperature, max_tries=p.max_tries, seed=seed,
+                        require_mixing=bool(space.get("require_mixing", False)))
 
 
 def summarise_runs(runs: dict[str, dict[int, dict]], budget: int) -> dict[str, Any]:
@@ -411,8 +413,10 @@ def run_ranking(p: RankingParams, ctx) -> dict[str, Any]:
     rng = np.random.default_rng(p.seed + 1000)
     archs, seen = [], set()
     while len(archs) < p.candidates:
-        a = S.random_arch(rng, cfg.num_layers, space["ops"], space["max_nodes"], space["kernels"], space["p_conv"])
-        if S.valid_arch(a, space["max_nodes"], space["kernels"])[0] and S.arch_hash(a) not in seen:
+        mix = bool(space.get("require_mixing", False))
+        a = S.random_arch(rng, cfg.num_layers, space["ops"], space["max_nodes"], space["kernels"], space["p_conv"],
+                          require_mixing=mix)
+        if S.valid_arch(a, space["max_nodes"], space["kernels"], mix)[0] and S.arch_hash(a) not in seen:
             seen.add(S.arch_hash(a))
             archs.append(a)
     out = ranking_study(data, cfg, supernet, archs, p.seed, p.proxy_steps, p.reference_steps, log=ctx.log_metrics)
