@@ -32,11 +32,41 @@ def ui_command(host: str, port: int, backend: str = "sqlite:///mlflow.db") -> li
                    "--workers", "1", "--serve-artifacts", "--artifacts-destination", "./mlartifacts"]
 
 
+def runs_url(host: str, port: int, backend: str = "sqlite:///mlflow.db", experiment: str = "arkbench/core") -> str:
+    """The UI address that opens on `experiment`'s runs table.
+
+    MLflow 3.17's UI picks "GenAI" or "Model training" from a global toggle (the URL's
+    ``workflowType`` parameter, else the browser's stored choice, default GenAI), not from
+    the experiment's mlflow.experimentKind tag; ``workflowType=machine_learning`` selects
+    the runs table. The experiment id is read from a sqlite store without importing mlflow.
+    """
+    base = f"http://{host}:{port}/#/experiments"
+    exp_id = None
+    if backend.startswith("sqlite:///"):
+        import sqlite3
+
+        path = Path(backend[len("sqlite:///"):])
+        if path.is_file():
+            try:
+                con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:
+                    row = con.execute("SELECT experiment_id FROM experiments WHERE name = ? AND "
+                                      "lifecycle_stage = 'active'", (experiment,)).fetchone()
+                finally:
+                    con.close()
+                exp_id = row[0] if row else None
+            except sqlite3.Error:
+                exp_id = None
+    return f"{base}/{exp_id}?workflowType=machine_learning" if exp_id is not None else \
+        f"{base}?workflowType=machine_learning"
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     cmd = ui_command(args.host, args.port, args.backend_store_uri)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    print(f"arkbench ui: http://{args.host}:{args.port}  (store {args.backend_store_uri}; Ctrl-C stops)",
-          flush=True)
+    print(f"arkbench ui: {runs_url(args.host, args.port, args.backend_store_uri)}\n"
+          f"  the runs table (\"Model training\" view; the UI remembers the toggle at its top left); "
+          f"store {args.backend_store_uri}; Ctrl-C stops", flush=True)
     if args.print_command:
         print(" ".join(cmd))
         return 0
