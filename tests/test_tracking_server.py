@@ -82,7 +82,9 @@ class Server:
                         return
             except (urllib.error.URLError, OSError):
                 pass
-            assert time.time() < deadline, "mlflow server did not come up"
+            if time.time() > deadline:
+                self.stop()          # no server left behind
+                pytest.fail("mlflow server did not come up within 300 s")
             time.sleep(0.3)
 
     def stop(self) -> None:
