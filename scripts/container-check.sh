@@ -108,6 +108,10 @@ cleanup() {
     if [ -f "$RUN/compose.check.yml" ]; then
         (cd "$RUN/c/arkbench" 2>/dev/null && docker compose down --volumes --remove-orphans --timeout 5) >"$RUN/down.log" 2>&1 \
             || say "warning: docker compose down failed (see $RUN/down.log)"
+        # a volume whose container was still being removed ("Resource is still in use")
+        sleep 2
+        docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker volume rm >>"$RUN/down.log" 2>&1 \
+            || say "warning: volumes of $PROJECT left behind (see $RUN/down.log)"
     fi
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
     if [ "$KEEP" = 1 ]; then say "work folder kept: $RUN"; else rm -rf "$RUN"; fi
