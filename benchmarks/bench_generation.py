@@ -92,9 +92,9 @@ def main() -> None:
     n_deb, t_deb = ours(model, tok, nli, dcfg, a.seed, counters=cnt)
 
     tps = lambda n, t: n / max(t, 1e-9)  # noqa: E731
-    load = os.getloadavg()
+    la = os.getloadavg()
     print(f"plm={a.plm} params={P.n_params(model) / 1e6:.1f}M  torch threads={torch.get_num_threads()}  "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+          f"load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}")
     print(f"naive generate, 1 prompt at a time : {n_naive:5d} new tokens in {t_naive:7.1f}s = "
           f"{tps(n_naive, t_naive):7.1f} tok/s")
     print(f"batched sampler, batch {a.batch:3d}         : {n_ours:5d} new tokens in {t_ours:7.1f}s = "

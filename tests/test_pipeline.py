@@ -44,6 +44,18 @@ def shrink(params: dict) -> dict:
     p["autobert_search"].update(budget=3, population=2, sample_size=1, strategies=["op", "random"])
     p["autobert_ranking"].update(candidates=3, proxy_steps=2, reference_steps=3)
     p["autobert_final"].update(pretrain_steps=2, finetune_steps=2, preset_layers=2)
+    p["zerogen_synthesize"]["synth"].update(n_contexts=3, per_label=4, x1_samples=12)   # the tiny LM as in smoke
+    p["zerogen_synthesize"]["synth"]["x2"].update(max_new_tokens=24)
+    zt = p["zerogen_train"]
+    zt["tam"].update(epochs=1)
+    zt.update(prompting_max_eval=8)
+    zt["data"].update(embedded_sizes=[32, 16], max_eval=16)
+    za = p["zerogen_analysis"]
+    za.update(size_fractions=[0.5, 1.0], sweep=[{"name": "greedy", "decode": {"do_sample": False, "max_new_tokens": 12}},
+                                                {"name": "topp0.9", "decode": {"max_new_tokens": 12}}])
+    za["sweep_synth"].update(n_contexts=1, per_label=2, x1_samples=12)
+    za["tam"].update(epochs=1)
+    za["data"].update(embedded_sizes=[32, 16], max_eval=16)
     return p
 
 

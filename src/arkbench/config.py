@@ -83,6 +83,7 @@ def _import_schemas() -> None:
         "arkbench.report.build",
         "arkbench.papers.oversmoothing.stages",
         "arkbench.papers.autobert_zero.stages",
+        "arkbench.papers.zerogen.stages",
     ):
         importlib.import_module(mod)
 

@@ -1,0 +1,533 @@
+"""ZeroGen's DVC stages: PLM -> synthesize (per prompt family) -> train/evaluate (per task) ->
+analysis -> summary. Each stage reads its own params section; the logic lives in the modules.
+
+    zerogen_plm                   models/zerogen/plm/<plm>       (tiny LM trained / SmolLM2 de-quantised)
+    zerogen_synthesize@<set>      data/zerogen/synthetic/<set>/  (Dataset + provenance.json)
+    zerogen_train@<task>          metrics/zerogen/train/<task>.json  ZeroGen (each TAM), SUPERVISED, PROMPTING
+    zerogen_analysis              metrics/zerogen/analysis.json  size curve, decoding sweep, PLM size
+    zerogen_summary               metrics/zerogen/{tc,size_sweep,decoding,plm_size}.json, reports table
+
+Zero-shot purity: the synthesize stage reads gold *training premises* (NLI) without labels; the
+train stage selects models on a held-out split of the synthetic set; gold labels are read only by
+SUPERVISED (its own baseline) and by the final evaluation.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ...config import Section, section
+from ...utils import atomic_write_json, atomic_write_text
+from . import tasks as T
+from .generate import DecodeConfig
+from .synth import SynthConfig
+from .tam import TamConfig
+
+log = logging.getLogger(__name__)
+
+SETS = {"movie": "sst2", "rte": "rte", "qnli": "qnli", "elec": "elec", "yelp": "yelp"}   # prompt family -> task
+
+
+def _set_of(task: str) -> str:
+    fam = T.get_task(task).prompt_family
+    if fam not in SETS:
+        raise ValueError(f"task {task!r}: prompt family {fam!r} has no synthesize set ({', '.join(SETS)})")
+    return fam
+
+
+class DataParams(Section):
+    """Where gold data come from (the registry's loaders)."""
+
+    source: Literal["embedded", "local", "hub"] = "embedded"
+    local_dir: str = "../shared/data"
+    seed: int = 0                                 # carving / capping seed (fixed: the eval set never moves)
+    eval_split: str | None = None                 # None: the task's default evaluation split (carved if absent)
+    max_train: int | None = Field(None, ge=1)     # cap on gold train rows (premises, SUPERVISED)
+    max_eval: int | None = Field(None, ge=1)      # cap on gold evaluation rows
+    embedded_sizes: tuple[int, int] = (300, 100)
+
+
+def load_gold(task: str, d: DataParams):
+    """(train rows, eval rows, eval split name) of zerogen task `task`'s gold data."""
+    from ...data import build_task, get_task
+
+    zt = T.get_task(task)
+    spec = get_task(zt.data_task)
+    dd, _ = build_task(zt.data_task, d.source, local_dir=d.local_dir, max_examples=d.max_train,
+                       max_eval_examples=d.max_eval, seed=d.seed, eval_split=d.eval_split,
+                       embedded_sizes=d.embedded_sizes)
+    ev = spec.eval_splits[0]
+    return dd[spec.train_split].to_list(), dd[ev].to_list(), ev
+
+
+# ============================================================================ zerogen_plm
+class TinyLM(Section):
+    corpus: Literal["smoke", "wikitext"] = "smoke"
+    vocab_size: int = Field(400, ge=260)
+    n_layer: int = Field(2, ge=1)
+    n_embd: int = Field(64, ge=8)
+    n_head: int = Field(2, ge=1)
+    seq_len: int = Field(96, ge=8)
+    steps: int = Field(150, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    docs: int = Field(1200, ge=0)                # smoke corpus documents / WikiText lines (0 = all WikiText lines)
+
+
+@section("zerogen_plm")
+class PlmParams(Section):
+    """Prepare every PLM the other stages name: train tiny LMs, de-quantise SmolLM2 once."""
+
+    plms: list[str] = Field(default_factory=lambda: ["tiny"])   # names in `tiny` (trained here) | smollm2 | hub ids
+    tiny: dict[str, TinyLM] = Field(default_factory=lambda: {"tiny": TinyLM()})
+    out_dir: str = "models/zerogen/plm"
+    local_dir: str = "../shared/data"
+
+    @field_validator("plms")
+    @classmethod
+    def _known(cls, v):
+        for p in v:
+            if "/" in p.strip("/") and p.startswith(("/", ".")):
+                raise ValueError(f"plms: {p!r}: give a name (tiny*, smollm2 or a hub id), not a path")
+        return v
+
+
+def plm_path(name: str, plm_dir: str) -> str:
+    return str(Path(plm_dir) / name)
+
+
+def run_plm(params: PlmParams, ctx) -> dict:
+    from . import plm as P
+
+    out: dict[str, Any] = {}
+    for name in params.plms:
+        if name == "smollm2":
+            model, _ = P.load_plm("smollm2", cache_dir=params.out_dir)
+            out[name] = {"params": P.n_params(model)}
+            continue
+        cfg = params.tiny.get(name)
+        if cfg is None:     # a hub model (gpt2, gpt2-xl: the `hub` source, not offline)
+            model, tok = P.load_plm(name)
+            from ...utils import atomic_dir
+
+            with atomic_dir(Path(params.out_dir) / name.replace("/", "--")) as tmp:
+                model.save_pretrained(str(tmp))
+                tok.save_pretrained(str(tmp))
+            out[name] = {"params": P.n_params(model)}
+            continue
+        texts = (P.smoke_corpus(cfg.docs, seed=ctx.seed if ctx else 0) if cfg.corpus == "smoke"
+                 else P.wikitext_corpus(params.local_dir, cfg.docs or None))
+        info = P.train_tiny_lm(texts, Path(params.out_dir) / name, vocab_size=cfg.vocab_size, n_layer=cfg.n_layer,
+                               n_embd=cfg.n_embd, n_head=cfg.n_head, seq_len=cfg.seq_len, steps=cfg.steps,
+                               batch_size=cfg.batch_size, lr=cfg.lr, seed=ctx.seed if ctx else 0)
+        if ctx is not None:
+            ctx.log_metrics({f"{name}/seconds": info["seconds"]})
+        out[name] = {"params": info["params"], "final_loss": round(info["final_loss"], 4)}
+    return out
+
+
+def _load_plm(name: str, plm_dir: str):
+    from . import plm as P
+
+    p = Path(plm_dir) / name
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"{p}: PLM {name!r} not prepared (add it to zerogen_plm.plms and run that stage)")
+    return P.load_plm(str(p))
+
+
+# ============================================================================ zerogen_synthesize
+@section("zerogen_synthesize")
+class SynthesizeParams(Section):
+    matrix_keys = ("sets",)
+
+    sets: list[str] = Field(default_factory=lambda: ["movie", "rte"])   # prompt families (dvc matrix)
+    plm: str = "tiny"
+    plm_dir: str = "models/zerogen/plm"
+    seed: int = 42                                # ZeroGen's sampling seed
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    set_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # per set, merged over synth
+    data: DataParams = Field(default_factory=DataParams)
+    out_dir: str = "data/zerogen/synthetic"
+    samples_logged: int = Field(50, ge=0)         # rows in the MLflow sample table
+
+    @field_validator("sets")
+    @classmethod
+    def _sets(cls, v):
+        for s in v:
+            if s not in SETS:
+                raise ValueError(f"sets: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
+        return v
+
+    def synth_for(self, s: str) -> SynthConfig:
+        from ...config import deep_merge
+
+        return SynthConfig.model_validate(deep_merge(self.synth.model_dump(), self.set_overrides.get(s, {})))
+
+
+def synthesize_set(set_name: str, model, tok, cfg: SynthConfig, seed: int, data: DataParams,
+                   progress=None) -> tuple[list[dict], dict]:
+    """Rows and filter stats of one prompt family's synthetic set."""
+    from .synth import pick_premises, synthesize_nli, synthesize_tc
+
+    task = T.get_task(SETS[set_name])
+    if task.kind == "tc":
+        return synthesize_tc(task, model, tok, cfg, seed=seed, progress=progress)
+    if task.kind == "nli":
+        train, _, _ = load_gold(task.name, data)
+        premises = pick_premises([r[task.context_field] for r in train], cfg.n_contexts, seed)   # labels unread
+        return synthesize_nli(task, model, tok, premises, cfg, seed=seed, progress=progress)
+    raise ValueError(f"set {set_name!r}: QA synthesis is not implemented yet")
+
+
+def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A002 - dvc matrix key
+    from .plm import n_params
+    from .synth import save_synthetic
+
+    if set not in params.sets:
+        raise ValueError(f"set {set!r} is not in zerogen_synthesize.sets {params.sets}")
+    cfg = params.synth_for(set)
+    model, tok = _load_plm(params.plm, params.plm_dir)
+    t0 = time.time()
+    rows, stats = synthesize_set(set, model, tok, cfg, params.seed, params.data)
+    dt = time.time() - t0
+    if len(rows) < 2:
+        raise RuntimeError(f"zerogen_synthesize@{set}: {len(rows)} rows survived the filters "
+                           f"(x2 filter counts {stats['x2']}); a weak PLM or too small a budget "
+                           f"(zerogen_synthesize.synth: n_contexts, per_label, min_words)")
+    task = T.get_task(SETS[set])
+    prov = {"set": set, "task": task.name, "plm": params.plm, "plm_params": n_params(model),
+            "prompts": {"x1": task.x1, "x2": dict(task.x2), "counter": {k: list(v) for k, v in task.counter.items()}},
+            "label_map": dict(task.labels), "zerogen_ids": dict(task.zerogen_ids), "evidence": task.evidence,
+            "synth": cfg.model_dump(), "seed": params.seed, "filter": stats, "rows": len(rows),
+            "data_source": params.data.source}
+    out = Path(params.out_dir) / set
+    save_synthetic(rows, out, prov)
+    if ctx is not None:
+        ctx.log_metrics({"seconds": dt, "rows_per_second": len(rows) / max(dt, 1e-9)})
+        if params.samples_logged and rows:
+            table = {"columns": ["C", "X", "Y"],
+                     "data": [[r["C"], r["X"], r["Y"]] for r in rows[: params.samples_logged]]}
+            import tempfile
+
+            tp = Path(tempfile.mkdtemp(prefix="zerogen-")) / f"samples_{set}.json"   # not beside the DVC output
+            tp.write_text(json.dumps(table, indent=1))
+            ctx.log_artifact(tp)      # MLflow table format (columns / data)
+    per_label = stats["x2"]["per_label"]
+    return {"rows": len(rows), "contexts": stats["contexts"], "raw": stats["x2"]["raw"], "per_label": per_label,
+            "kept_fraction": round(len(rows) / max(stats["x2"]["raw"], 1), 4)}
+
+
+# ============================================================================ zerogen_train
+@section("zerogen_train")
+class TrainParams(Section):
+    matrix_keys = ("tasks",)
+
+    tasks: list[str] = Field(default_factory=lambda: ["sst2", "rotten_tomatoes", "rte"])   # dvc matrix
+    models: list[Literal["lstm", "minilm"]] = Field(default_factory=lambda: ["lstm"])
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    tam: TamConfig = Field(default_factory=TamConfig)
+    model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # lstm/minilm -> TamConfig keys
+    data: DataParams = Field(default_factory=DataParams)
+    synthetic_dir: str = "data/zerogen/synthetic"
+    supervised: bool = True
+    prompting: bool = True
+    plm: str = "tiny"                              # PROMPTING's LM (the generator)
+    plm_dir: str = "models/zerogen/plm"
+    prompting_max_eval: int | None = Field(None, ge=1)   # PLM scoring is the slow part on CPU
+    poison_gold_train: bool = False                # test hook: shuffle gold train labels (ZeroGen must not move)
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v):
+        for t in v:
+            if T.get_task(t).kind == "qa":
+                raise ValueError(f"tasks: {t!r} is a QA task; span TAMs are not implemented yet")
+            _set_of(t)
+        return v
+
+    def tam_for(self, model: str) -> TamConfig:
+        return TamConfig.model_validate({**self.tam.model_dump(), **self.model_overrides.get(model, {})})
+
+
+def examples_from_gold(task: T.ZeroGenTask, rows: list[dict]) -> list[tuple]:
+    if task.kind == "tc":
+        return [(r[task.text_field], None, int(r["label"])) for r in rows]
+    return [(r[task.context_field], r[task.text_field], int(r["label"])) for r in rows]
+
+
+def examples_from_synthetic(task: T.ZeroGenTask, rows: list[dict]) -> list[tuple]:
+    lab = T.check_label_map(task)
+    if task.kind == "tc":
+        return [(r["X"], None, lab[r["Y"]]) for r in rows]
+    return [(r["C"], r["X"], lab[r["Y"]]) for r in rows]
+
+
+def prompting_accuracy(task: T.ZeroGenTask, model, tok, gold: list[tuple]) -> float:
+    """PROMPTING (spec A.7): argmin over labels of the mean NLL of the filled zs template."""
+    from .generate import mean_nll
+
+    lab = T.check_label_map(task)
+    meanings = list(task.labels)
+    texts = []
+    for a, b, _ in gold:
+        for m in meanings:
+            texts.append(task.zs_prompt(m, a) if b is None else task.zs_prompt(m, b, a))
+    nll = mean_nll(model, tok, texts)
+    right = 0
+    for i, (_, _, y) in enumerate(gold):
+        scores = nll[i * len(meanings): (i + 1) * len(meanings)]
+        right += lab[meanings[scores.index(min(scores))]] == y
+    return right / max(len(gold), 1)
+
+
+def _mean_std(vals: list[float]) -> dict[str, float]:
+    return {"acc": statistics.fmean(vals), "acc_std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+
+
+def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], ctx=None) -> dict:
+    """ZeroGen (each TAM, each seed), SUPERVISED and PROMPTING on one task; gold eval accuracy."""
+    import random
+
+    from .tam import fit_and_evaluate
+
+    task = T.get_task(task_name)
+    n_classes = len(task.labels)
+    train_rows, eval_rows, ev = load_gold(task_name, params.data)
+    gold_eval = examples_from_gold(task, eval_rows)
+    syn = examples_from_synthetic(task, synthetic_rows)
+    if not syn:
+        raise ValueError(f"task {task_name!r}: the synthetic set is empty")
+    out: dict[str, Any] = {"task": task_name, "eval_split": ev, "n_eval": len(gold_eval), "n_synthetic": len(syn),
+                           "zerogen": {}, "supervised": {}, "data_source": params.data.source}
+    for m in params.models:
+        cfg = params.tam_for(m)
+        runs = [fit_and_evaluate(m, task.kind, syn, {"gold": gold_eval}, n_classes, cfg, s) for s in params.seeds]
+        out["zerogen"][m] = {**_mean_std([r["gold_acc"] for r in runs]), "params": runs[0]["params"],
+                             "synthetic_dev_acc": statistics.fmean(r["dev_acc"] for r in runs),
+                             "best_epoch": [r["best_epoch"] for r in runs]}
+        if params.supervised:
+            gold_train = examples_from_gold(task, train_rows)
+            if params.poison_gold_train:
+                ys = [y for _, _, y in gold_train]
+                random.Random(0).shuffle(ys)
+                gold_train = [(a, b, (y + 1) % n_classes) for (a, b, _), y in zip(gold_train, ys)]
+            sup = [fit_and_evaluate(m, task.kind, gold_train, {"gold": gold_eval}, n_classes, cfg, s)
+                   for s in params.seeds]
+            out["supervised"][m] = {**_mean_std([r["gold_acc"] for r in sup]), "params": sup[0]["params"],
+                                    "n_train": len(gold_train)}
+        if ctx is not None:
+            ctx.log_metrics({f"{m}/zerogen_acc": out["zerogen"][m]["acc"]})
+    if params.prompting:
+        from .plm import n_params
+
+        model, tok = _load_plm(params.plm, params.plm_dir)
+        ev_rows = gold_eval[: params.prompting_max_eval] if params.prompting_max_eval else gold_eval
+        out["prompting"] = {"acc": prompting_accuracy(task, model, tok, ev_rows), "params": n_params(model),
+                            "n_eval": len(ev_rows), "plm": params.plm}
+    return out
+
+
+def run_train(params: TrainParams, ctx, task: str) -> dict:
+    from .synth import load_synthetic
+
+    if task not in params.tasks:
+        raise ValueError(f"task {task!r} is not in zerogen_train.tasks {params.tasks}")
+    rows, prov = load_synthetic(Path(params.synthetic_dir) / _set_of(task))
+    res = train_task(params, task, rows, ctx)
+    res["synthetic"] = {"set": prov["set"], "plm": prov["plm"], "rows": prov["rows"]}
+    return res
+
+
+# ============================================================================ zerogen_analysis
+class SweepPoint(Section):
+    name: str
+    decode: DecodeConfig
+
+
+def _default_sweep() -> list[SweepPoint]:
+    mk = lambda n, **kw: SweepPoint(name=n, decode=DecodeConfig(**kw))  # noqa: E731
+    return [mk("greedy", do_sample=False), mk("topk5", top_k=5, top_p=1.0), mk("topk40", top_k=40, top_p=1.0),
+            mk("topk80", top_k=80, top_p=1.0), mk("topp0.9", top_k=0, top_p=0.9)]
+
+
+@section("zerogen_analysis")
+class AnalysisParams(Section):
+    task: str = "sst2"                              # the task of all three analyses
+    size_fractions: list[float] = Field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])
+    sweep: list[SweepPoint] = Field(default_factory=_default_sweep)   # ordered from least to most random
+    sweep_synth: SynthConfig = Field(default_factory=lambda: SynthConfig(n_contexts=8, per_label=2))
+    oracle: Literal["lstm", "minilm"] = "lstm"      # correctness oracle, trained on gold train (spec: RoBERTa-large)
+    plm_small: str | None = None                    # PLM-size comparison: the smaller generator (None = skip)
+    plm: str = "tiny"                               # the generator of the main synthetic set
+    plm_dir: str = "models/zerogen/plm"
+    synthetic_dir: str = "data/zerogen/synthetic"
+    seed: int = 42
+    tam: TamConfig = Field(default_factory=TamConfig)
+    data: DataParams = Field(default_factory=DataParams)
+    self_bleu_sample: int = Field(1000, ge=2)
+
+    @field_validator("size_fractions")
+    @classmethod
+    def _fr(cls, v):
+        if not v or any(not 0 < f <= 1 for f in v) or v != sorted(v):
+            raise ValueError(f"size_fractions must be increasing values in (0, 1], got {v}")
+        return v
+
+
+def run_analysis(params: AnalysisParams, ctx) -> dict:
+    import random
+
+    from .analysis import self_bleu
+    from .synth import load_synthetic
+    from .tam import accuracy, fit_and_evaluate, train_lstm
+
+    task = T.get_task(params.task)
+    n_classes = len(task.labels)
+    train_rows, eval_rows, _ = load_gold(task.name, params.data)
+    gold_eval = examples_from_gold(task, eval_rows)
+    rows, _ = load_synthetic(Path(params.synthetic_dir) / _set_of(task.name))
+    syn = examples_from_synthetic(task, rows)
+    out: dict[str, Any] = {"task": task.name, "data_source": params.data.source}
+
+    # 1. accuracy vs synthetic-set size (nested random subsets of one shuffled order)
+    order = list(range(len(syn)))
+    random.Random(params.seed).shuffle(order)
+    sizes, accs = [], []
+    for f in params.size_fractions:
+        sub = [syn[i] for i in sorted(order[: max(2, int(round(f * len(syn))))])]
+        r = fit_and_evaluate("lstm", task.kind, sub, {"gold": gold_eval}, n_classes, params.tam, params.seed)
+        sizes.append(len(sub))
+        accs.append(r["gold_acc"])
+    out["size"] = {"n": sizes, "acc": accs}
+
+    # 2. decoding sweep: Self-BLEU and oracle correctness of fresh sets, plus their TAM accuracy
+    oracle, vocab, _ = train_lstm(task.kind, examples_from_gold(task, train_rows), n_classes, params.tam,
+                                  params.seed, dev=None)
+    out["oracle_gold_acc"] = accuracy(oracle, gold_eval, vocab, params.tam)
+    model, tok = _load_plm(params.plm, params.plm_dir)
+    sweep = {"name": [], "self_bleu": [], "correctness": [], "tam_acc": [], "rows": []}
+    for pt in params.sweep:
+        cfg = params.sweep_synth.model_copy(update={"x2": pt.decode})
+        srows, _ = synthesize_set(_set_of(task.name), model, tok, cfg, params.seed, params.data)
+        ex = examples_from_synthetic(task, srows)
+        sweep["name"].append(pt.name)
+        sweep["rows"].append(len(ex))
+        sweep["self_bleu"].append(self_bleu([r["X"] for r in srows], params.self_bleu_sample))
+        sweep["correctness"].append(accuracy(oracle, ex, vocab, params.tam) if ex else float("nan"))
+        sweep["tam_acc"].append(fit_and_evaluate("lstm", task.kind, ex, {"gold": gold_eval}, n_classes, params.tam,
+                                                 params.seed)["gold_acc"] if len(ex) > 1 else float("nan"))
+    out["decoding"] = sweep
+
+    # 3. PLM size: the same synthesis with a smaller generator, same TAM
+    if params.plm_small:
+        from .plm import n_params
+
+        small, stok = _load_plm(params.plm_small, params.plm_dir)
+        res = {}
+        for label, (m, t) in (("large", (model, tok)), ("small", (small, stok))):
+            srows, _ = synthesize_set(_set_of(task.name), m, t, params.sweep_synth, params.seed, params.data)
+            ex = examples_from_synthetic(task, srows)
+            acc = (fit_and_evaluate("lstm", task.kind, ex, {"gold": gold_eval}, n_classes, params.tam,
+                                    params.seed)["gold_acc"] if len(ex) > 1 else 0.0)
+            res[label] = {"acc": acc, "rows": len(ex), "params": n_params(m),
+                          "plm": params.plm if label == "large" else params.plm_small}
+        out["plm_size"] = res
+    return out
+
+
+# ============================================================================ zerogen_summary
+@section("zerogen_summary")
+class SummaryParams(Section):
+    train_dir: str = "metrics/zerogen/train"
+    analysis: str = "metrics/zerogen/analysis.json"
+    headline_model: Literal["lstm", "minilm"] = "lstm"   # the TAM the claims rows use
+    out_dir: str = "metrics/zerogen"
+    table: str = "reports/zerogen_table.md"
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}"
+
+
+def _params(n: int | None) -> str:
+    if not n:
+        return "—"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def run_summary(params: SummaryParams, ctx) -> dict:
+    files = sorted(Path(params.train_dir).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{params.train_dir}: no zerogen_train metrics (run zerogen_train first)")
+    res = {f.stem: json.loads(f.read_text()) for f in files}
+    tc = [t for t in res if T.get_task(t).kind == "tc"] or list(res)
+    hm = params.headline_model
+
+    def avg(path: tuple[str, ...], tasks) -> float | None:
+        vals = []
+        for t in tasks:
+            v: Any = res[t]
+            for k in path:
+                v = v.get(k) if isinstance(v, dict) else None
+            if isinstance(v, (int, float)):
+                vals.append(float(v))
+        return statistics.fmean(vals) if vals else None
+
+    tcj = {"tasks": tc, "model": hm, "profile": getattr(ctx, "profile", None),
+           "data_source": next(iter(res.values())).get("data_source"),
+           "zerogen": {"acc": avg(("zerogen", hm, "acc"), tc), "acc_std": avg(("zerogen", hm, "acc_std"), tc)},
+           "prompting": {"acc": avg(("prompting", "acc"), tc)},
+           "supervised": {"acc": avg(("supervised", hm, "acc"), tc)}}
+    Path(params.out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(params.out_dir) / "tc.json", tcj)
+    out = {"tc": tcj}
+    an_path = Path(params.analysis)
+    if an_path.is_file():
+        an = json.loads(an_path.read_text())
+        atomic_write_json(Path(params.out_dir) / "size_sweep.json", {**an["size"], "task": an["task"]})
+        atomic_write_json(Path(params.out_dir) / "decoding.json", {**an["decoding"], "task": an["task"],
+                                                                   "oracle_gold_acc": an.get("oracle_gold_acc")})
+        atomic_write_json(Path(params.out_dir) / "plm_size.json", an.get("plm_size") or {
+            "large": {"acc": None}, "small": {"acc": None},
+            "note": "not run: zerogen_analysis.plm_small is null in this profile"})
+        out["analysis"] = {"size_acc": an["size"]["acc"], "self_bleu": an["decoding"]["self_bleu"]}
+
+    # the paper's Table 1 layout: rows PROMPTING / ZeroGen (LSTM, transformer) / SUPERVISED, one column per task
+    tasks = list(res)
+    head = "| method | TAM | #Param | " + " | ".join(tasks) + " |"
+    lines = [head, "|" + " --- |" * (3 + len(tasks))]
+
+    def row(name, tam, key_path, param_path):
+        cells = []
+        p = None
+        for t in tasks:
+            v: Any = res[t]
+            for k in key_path:
+                v = v.get(k) if isinstance(v, dict) else None
+            cells.append(_fmt(v if isinstance(v, (int, float)) else None))
+            q: Any = res[t]
+            for k in param_path:
+                q = q.get(k) if isinstance(q, dict) else None
+            p = p or q
+        return f"| {name} | {tam} | {_params(p)} | " + " | ".join(cells) + " |"
+
+    plm = next((r["prompting"]["plm"] for r in res.values() if "prompting" in r), "PLM")
+    lines.append(row("PROMPTING", plm, ("prompting", "acc"), ("prompting", "params")))
+    for m, label in (("lstm", "LSTM"), ("minilm", "MiniLM (DistilBERT-class)")):
+        if any(m in r.get("zerogen", {}) for r in res.values()):
+            lines.append(row("ZeroGen", label, ("zerogen", m, "acc"), ("zerogen", m, "params")))
+    for m, label in (("lstm", "LSTM"), ("minilm", "MiniLM (DistilBERT-class)")):
+        if any(m in r.get("supervised", {}) for r in res.values()):
+            lines.append(row("SUPERVISED", label, ("supervised", m, "acc"), ("supervised", m, "params")))
+    syn = ", ".join(f"{t}: {r.get('n_synthetic')} synthetic / {r.get('n_eval')} gold eval ({r.get('eval_split')})"
+                    for t, r in res.items())
+    text = (f"# ZeroGen (accuracy %, gold evaluation split)\n\nprofile: {tcj['profile']}, gold data: "
+            f"{tcj['data_source']}\n\n" + "\n".join(lines) + f"\n\n{syn}\n")
+    atomic_write_text(params.table, text)
+    return out

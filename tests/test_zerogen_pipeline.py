@@ -1,0 +1,137 @@
+"""ZeroGen pipeline pieces without a PLM: Self-BLEU, TAMs, selection on synthetic data, poisoned gold."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from arkbench.data import embedded as E
+from arkbench.papers.zerogen import analysis as A
+from arkbench.papers.zerogen import stages as S
+from arkbench.papers.zerogen import tam as M
+from arkbench.papers.zerogen.synth import load_synthetic, pick_premises, save_synthetic
+
+SMALL = M.TamConfig(emb_dim=16, hidden=32, mlp_hidden=32, nli_layers=1, epochs=3, patience=2, lr=3e-3, batch_size=16)
+
+
+# ----------------------------------------------------------------------------- Self-BLEU
+def test_self_bleu_identical_texts_is_one():
+    assert A.self_bleu(["a b c d e f"] * 4) == pytest.approx(1.0)
+
+
+def test_self_bleu_disjoint_texts_is_zero():
+    assert A.self_bleu(["a b c", "d e f", "g h i"]) == 0.0
+
+
+def test_self_bleu_known_value():
+    """Two texts 'a b c' / 'a b d', by hand with NLTK's method1 rules (p_k = 0.1/#k-grams when no match)."""
+    p = [2 / 3, 1 / 2, 0.1, 0.1, 0.1]
+    bleu = [math.exp(sum(math.log(x) for x in p[:n]) / n) for n in range(1, 6)]
+    assert A.self_bleu(["a b c", "a b d"]) == pytest.approx(sum(bleu) / 5)
+
+
+def test_self_bleu_falls_with_diversity():
+    rng = random.Random(0)
+    same = ["the film is good and the plot is fine ."] * 20
+    varied = [E.sentiment_sentence(rng)[0] for _ in range(20)]
+    assert A.self_bleu(varied) < A.self_bleu(same)
+
+
+# ----------------------------------------------------------------------------- TAMs
+def test_lstm_shapes_and_param_count():
+    m = M.BiLSTMClassifier(1000, 2)          # spec A.8 sizes
+    x = torch.randint(1, 1000, (3, 7))
+    assert m(x, torch.tensor([7, 4, 1])).shape == (3, 2)
+    emb, lstm, head = 1000 * 100, 2 * (4 * 150 * (100 + 150) + 8 * 150), 300 * 2 + 2
+    assert M.n_params(m) == emb + lstm + head
+    # forget-gate bias is 1, the others 0
+    b = m.lstm.bias_ih_l0
+    assert torch.all(b[150:300] == 1) and torch.all(b[:150] == 0)
+    nli = M.BiLSTMNLI(1000, 2)
+    assert nli(x, torch.tensor([7, 4, 1]), x, torch.tensor([2, 7, 3])).shape == (3, 2)
+    assert nli.mlp[0].in_features == 4 * 600
+
+
+def test_padding_does_not_change_the_prediction():
+    torch.manual_seed(0)
+    m = M.BiLSTMNLI(50, 2, emb_dim=8, hidden=8, layers=1, mlp_hidden=8).eval()
+    a = torch.tensor([[5, 6, 7]])
+    b = torch.tensor([[5, 6, 7, 0, 0]])
+    h = torch.tensor([[9, 3]])
+    out1 = m(a, torch.tensor([3]), h, torch.tensor([2]))
+    out2 = m(b, torch.tensor([3]), torch.tensor([[9, 3, 0]]), torch.tensor([2]))
+    assert torch.allclose(out1, out2, atol=1e-6)
+
+
+def _sentiment(n, seed):
+    rng = random.Random(seed)
+    return [(t, None, y) for t, y in (E.sentiment_sentence(rng) for _ in range(n))]
+
+
+def test_lstm_learns_embedded_sentiment():
+    train, gold = _sentiment(300, 1), _sentiment(100, 2)
+    r = M.fit_and_evaluate("lstm", "tc", train, {"gold": gold}, 2, SMALL.model_copy(update={"epochs": 6}), seed=0)
+    assert r["gold_acc"] > 0.7 and 1 <= r["best_epoch"] <= 6
+
+
+def test_selection_never_sees_gold():
+    """Model selection uses the synthetic 10% only: flipping every gold label leaves the chosen
+    epoch and the synthetic dev accuracy unchanged and mirrors the gold accuracy."""
+    train, gold = _sentiment(200, 3), _sentiment(60, 4)
+    flipped = [(a, b, 1 - y) for a, b, y in gold]
+    r1 = M.fit_and_evaluate("lstm", "tc", train, {"gold": gold}, 2, SMALL, seed=0)
+    r2 = M.fit_and_evaluate("lstm", "tc", train, {"gold": flipped}, 2, SMALL, seed=0)
+    assert (r1["best_epoch"], r1["dev_acc"]) == (r2["best_epoch"], r2["dev_acc"])
+    assert r1["gold_acc"] + r2["gold_acc"] == pytest.approx(1.0)
+
+
+def test_split_synthetic_is_seeded_ninety_ten():
+    ex = [(str(i), None, i % 2) for i in range(100)]
+    tr, dev = M.split_synthetic(ex, 0.1, 42)
+    assert len(dev) == 10 and len(tr) == 90 and not set(tr) & set(dev)
+    assert M.split_synthetic(ex, 0.1, 42) == (tr, dev)
+
+
+# ----------------------------------------------------------------------------- stages without a PLM
+def _fake_synthetic(n=120, seed=5):
+    rng = random.Random(seed)
+    return [{"C": "Film", "X": t, "Y": "positive" if y else "negative"}
+            for t, y in (E.sentiment_sentence(rng) for _ in range(n))]
+
+
+def test_poisoned_gold_train_does_not_move_zerogen():
+    """No gold training label touches ZeroGen: poisoning them changes SUPERVISED, not ZeroGen.
+    (Training ZeroGen's TAM on gold train instead of the synthetic set makes the first assertion fail.)"""
+    p = S.TrainParams(tasks=["sst2"], models=["lstm"], tam=SMALL, prompting=False,
+                      data=S.DataParams(source="embedded", embedded_sizes=(200, 60)))
+    rows = _fake_synthetic()
+    clean = S.train_task(p, "sst2", rows)
+    poisoned = S.train_task(p.model_copy(update={"poison_gold_train": True}), "sst2", rows)
+    assert poisoned["zerogen"] == clean["zerogen"]
+    assert poisoned["supervised"]["lstm"]["acc"] != clean["supervised"]["lstm"]["acc"]
+
+
+def test_synthetic_set_round_trip(tmp_path):
+    rows = _fake_synthetic(10)
+    save_synthetic(rows, tmp_path / "movie", {"plm": "x", "rows": 10})
+    back, prov = load_synthetic(tmp_path / "movie")
+    assert back == rows and prov["rows"] == 10
+    with pytest.raises(FileNotFoundError, match="run the zerogen_synthesize stage"):
+        load_synthetic(tmp_path / "none")
+
+
+def test_premises_are_a_seeded_sample_of_distinct_texts():
+    ps = pick_premises(["a", "b", "a", "c", "", "d"], 3, seed=1)
+    assert len(ps) == 3 and len(set(ps)) == 3 and set(ps) <= {"a", "b", "c", "d"}
+    assert ps == pick_premises(["a", "b", "a", "c", "", "d"], 3, seed=1)
+
+
+def test_params_errors_name_the_key():
+    with pytest.raises(ValueError, match="unknown prompt family 'books'"):
+        S.SynthesizeParams(sets=["books"])
+    with pytest.raises(ValueError, match="QA task"):
+        S.TrainParams(tasks=["squad"])
+    with pytest.raises(ValueError, match="size_fractions must be increasing"):
+        S.AnalysisParams(size_fractions=[0.5, 0.25])
