@@ -33,7 +33,9 @@ from . import space as S
 
 log = logging.getLogger(__name__)
 
-V100_TO_OURS = None  # no conversion attempted: our cost is measured in CPU core-seconds
+# every autobert_* section's runs go to the paper's experiment (the sections do not start with
+# "autobert_zero", the EXPERIMENTS key)
+MLFLOW_EXPERIMENT = "arkbench/autobert_zero"
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -285,7 +287,7 @@ def _plot_curves(summary: dict, path: Path, budget: int) -> None:
 
 def log_candidate_runs(ctx, entries: list[dict]) -> int:
     """One MLflow child run per candidate under this stage's run (found by its stage tag)."""
-    from arkbench.tracking import tracking_enabled, tracking_uri
+    from arkbench.tracking import experiment_for, tracking_enabled, tracking_uri
 
     if not tracking_enabled() or ctx.tracker is None or not entries:
         return 0
@@ -296,7 +298,7 @@ def log_candidate_runs(ctx, entries: list[dict]) -> int:
         client = MlflowClient(tracking_uri=tracking_uri())
         exp = None
         for _ in range(100):                                   # the worker opens the run asynchronously
-            exp = client.get_experiment_by_name("arkbench/autobert_zero")
+            exp = client.get_experiment_by_name(experiment_for(ctx.section, ctx.stage))
             runs = client.search_runs([exp.experiment_id], filter_string=(
                 f"tags.`arkbench.stage` = '{ctx.stage}' and attributes.status = 'RUNNING'"),
                 order_by=["attributes.start_time DESC"], max_results=1) if exp else []
