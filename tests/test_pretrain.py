@@ -330,5 +330,5 @@ def test_checkpoint_fingerprint_changes_with_code(monkeypatch):
     p = _params()
     before = pretrain.fingerprint(p, "bert", 0)
     assert before == pretrain.fingerprint(p, "bert", 0)
-    monkeypatch.setattr(pretrain, "code_digest", lambda: "edited")
+    monkeypatch.setattr(pretrain, "code_digest", lambda *a, **k: "edited")
     assert pretrain.fingerprint(p, "bert", 0) != before

@@ -3,6 +3,17 @@
 Defaults are BERT-base. A paper changes the encoder by naming a different token
 mixer per layer (`mixers`) and passing its options (`mixer_kwargs`), never by
 forking the model code.
+
+`mixer_kwargs` has exactly three forms (anything else is an error, never dropped):
+
+    {}                                      no options
+    {"attention": {...}, "conv": {...}}     per mixer name: every key names a mixer
+    {"kernel_size": 5, "graph": {...}}      shared: no key names a mixer; every layer gets it
+    [{...}, {...}, ...]                     per layer: exactly num_layers dicts
+
+Values may be anything JSON can hold (an op graph is a dict). A key is a "mixer
+name" when it is registered in MIXERS or named in `mixers`; a dict mixing mixer
+names and option names is rejected, naming the keys.
 """
 from __future__ import annotations
 
@@ -30,7 +41,7 @@ class EncoderConfig:
     # Token mixer per layer: one name for all layers, or a list of num_layers names
     # from arkbench.models.registry.MIXERS ("attention", "conv", ...).
     mixers: str | list[str] = "attention"
-    # Extra keyword arguments per mixer name, or per layer (list of dicts).
+    # Options of the mixers: per mixer name, shared, or per layer (see the module doc).
     mixer_kwargs: dict[str, Any] | list[dict[str, Any]] = field(default_factory=dict)
     # Post-LN (BERT, the default) or pre-LN (used by the over-smoothing theory demo).
     norm_position: str = "post"          # "post" | "pre"
@@ -42,21 +53,47 @@ class EncoderConfig:
             raise ValueError(f"mixers lists {len(self.mixers)} layers but num_layers={self.num_layers}")
         if self.norm_position not in ("post", "pre"):
             raise ValueError(f"norm_position={self.norm_position!r}: allowed 'post' or 'pre'")
+        kw = self.mixer_kwargs
+        if isinstance(kw, list):
+            if len(kw) != self.num_layers:
+                raise ValueError(f"mixer_kwargs lists {len(kw)} layers but num_layers={self.num_layers}")
+            bad = [i for i, d in enumerate(kw) if not isinstance(d, dict)]
+            if bad:
+                raise ValueError(f"mixer_kwargs[{bad[0]}] = {kw[bad[0]]!r}: each layer's options must be a mapping")
+        elif not isinstance(kw, dict):
+            raise ValueError(f"mixer_kwargs = {kw!r}: a mapping (per mixer name or shared) or a list of "
+                             f"num_layers mappings")
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
-    def mixer_for(self, layer: int) -> tuple[str, dict[str, Any]]:
-        name = self.mixers[layer] if isinstance(self.mixers, list) else self.mixers
+    def mixer_names(self) -> list[str]:
+        """The mixer name of every layer."""
+        return list(self.mixers) if isinstance(self.mixers, list) else [self.mixers] * self.num_layers
+
+    def mixer_for(self, layer: int, known: set[str] | frozenset[str] = frozenset()) -> tuple[str, dict[str, Any]]:
+        """(mixer name, its kwargs) of `layer`; `known`: registered mixer names.
+
+        Raises ValueError for a mapping that mixes mixer names and option names, or a
+        per-name entry that is not a mapping (see the module doc for the three forms).
+        """
+        names = self.mixer_names()
+        name = names[layer]
         kw = self.mixer_kwargs
         if isinstance(kw, list):
-            kw = kw[layer]
-        elif name in kw and isinstance(kw[name], dict):
-            kw = kw[name]
-        elif any(isinstance(v, dict) for v in kw.values()):
-            kw = {}
-        return name, dict(kw)
+            return name, dict(kw[layer])
+        mixer_keys = [k for k in kw if k in known or k in names]
+        if not mixer_keys:
+            return name, dict(kw)                         # shared by every layer
+        other = [k for k in kw if k not in mixer_keys]
+        if other:
+            raise ValueError(f"mixer_kwargs mixes mixer names {mixer_keys} with option names {other}: "
+                             f"write {{<mixer>: {{options}}}} per mixer, or the options alone for every layer")
+        bad = [k for k in mixer_keys if not isinstance(kw[k], dict)]
+        if bad:
+            raise ValueError(f"mixer_kwargs.{bad[0]} = {kw[bad[0]]!r}: per-mixer options must be a mapping")
+        return name, dict(kw.get(name) or {})
 
     # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

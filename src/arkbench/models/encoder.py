@@ -6,6 +6,10 @@
 It returns every hidden state (embeddings + each layer: the over-smoothing
 measurements and fusion heads need them) and, on request, attention probabilities.
 `norm_position="pre"` gives the pre-LN variant used in the theory demo.
+
+Each mixer gets the padding twice: as an additive bias [B,1,1,T] (softmax attention)
+and as a boolean key_padding_mask [B,T] (True = padding) for mixers that are not a
+softmax. :func:`collect_aux_losses` gathers the auxiliary losses of every submodule.
 """
 from __future__ import annotations
 
@@ -70,12 +74,12 @@ class Layer(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.pre_ln = config.norm_position == "pre"
 
-    def forward(self, x, attn_bias=None, output_attentions=False):
+    def forward(self, x, attn_bias=None, output_attentions=False, key_padding_mask=None):
         if self.pre_ln:
-            y, probs = self.mixer(self.mixer_norm(x), attn_bias, output_attentions)
+            y, probs = self.mixer(self.mixer_norm(x), attn_bias, output_attentions, key_padding_mask=key_padding_mask)
             x = x + self.dropout(y)
             return x + self.dropout(self.ffn(self.ffn_norm(x))), probs
-        y, probs = self.mixer(x, attn_bias, output_attentions)
+        y, probs = self.mixer(x, attn_bias, output_attentions, key_padding_mask=key_padding_mask)
         x = self.mixer_norm(x + self.dropout(y))
         return self.ffn_norm(x + self.dropout(self.ffn(x))), probs
 
@@ -117,10 +121,11 @@ class Encoder(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)
-        bias = padding_bias(attention_mask, x.dtype)
+        bias = padding_bias(attention_mask, x.dtype)                           # [B,1,1,T] additive
+        pad = attention_mask == 0                                              # [B,T] True = padding
         hidden, attns = [x], []
         for layer in self.layers:
-            x, probs = layer(x, bias, output_attentions)
+            x, probs = layer(x, bias, output_attentions, pad)
             hidden.append(x)
             attns.append(probs)
         x = self.final_norm(x)
@@ -131,12 +136,22 @@ class Encoder(nn.Module):
             attention_mask=attention_mask,
         )
 
-    def attention_regularizer(self) -> torch.Tensor | None:
-        """Sum of learned attention-bias regularisers (e.g. DAM's L1), or None."""
-        terms = [b.regularizer() for layer in self.layers for b in getattr(layer.mixer, "biases", [])]
-        terms = [t for t in terms if t is not None]
-        return torch.stack(terms).sum() if terms else None
-
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         params = self.layers.parameters() if exclude_embeddings else self.parameters()
         return sum(p.numel() for p in params)
+
+
+def collect_aux_losses(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{name: loss} from every submodule defining ``aux_losses()``; equal names are summed.
+
+    A learned mask's L1 penalty, a gate's entropy: training adds them to the loss it
+    back-propagates and logs each under its name; the reported task loss excludes them.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for m in model.modules():
+        fn = getattr(m, "aux_losses", None)
+        if m is model or not callable(fn):
+            continue
+        for name, value in (fn() or {}).items():
+            out[name] = out[name] + value if name in out else value
+    return out

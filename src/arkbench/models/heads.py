@@ -9,24 +9,41 @@ the head reads: "last" is plain BERT; the over-smoothing paper adds concat/max/g
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import EncoderConfig
-from .encoder import ACT, Encoder, EncoderOutput
+from .encoder import ACT, Encoder, EncoderOutput, collect_aux_losses
 from .registry import FUSIONS, lookup, register_fusion
 
 
 @dataclass
 class ModelOutput:
-    loss: torch.Tensor | None
+    loss: torch.Tensor | None                         # the task / MLM loss only (what is reported)
     logits: torch.Tensor                              # MLM [B,T,V] | cls [B,C] | span [B,T,2]
     encoder: EncoderOutput
     fused: torch.Tensor | None = None                 # [B,T,D] what the head read
     extras: dict | None = None                        # fusion diagnostics (e.g. gate weights)
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)   # e.g. a mask's L1 penalty
+
+    @property
+    def total_loss(self) -> torch.Tensor | None:
+        """What training back-propagates: loss + every auxiliary loss."""
+        if self.loss is None:
+            return None
+        return self.loss + sum(self.aux_losses.values()) if self.aux_losses else self.loss
+
+
+def training_loss(out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(loss to back-propagate, aux losses) of any model output: `.loss` plus `.aux_losses` if present.
+
+    Lets training accept any nn.Module task model whose output has a `.loss`.
+    """
+    aux = dict(getattr(out, "aux_losses", None) or {})
+    return (out.loss + sum(aux.values()) if aux else out.loss), aux
 
 
 @register_fusion("last")
@@ -58,9 +75,8 @@ class _WithEncoder(nn.Module):
         fused, extras = self.fusion(enc.hidden_states, enc.attention_mask)
         return enc, fused, extras
 
-    def _add_reg(self, loss: torch.Tensor | None) -> torch.Tensor | None:
-        reg = self.encoder.attention_regularizer()
-        return loss if reg is None or loss is None else loss + reg
+    def _output(self, loss, logits, enc, fused, extras) -> ModelOutput:
+        return ModelOutput(loss, logits, enc, fused, extras, aux_losses=collect_aux_losses(self))
 
     def _init_new(self) -> None:
         self.apply(self.encoder._init_weights)
@@ -85,9 +101,9 @@ class MaskedLM(_WithEncoder):
             sel = labels != -100
             logits = F.linear(h[sel], self.encoder.embeddings.word.weight, self.bias)   # [N,V]
             loss = F.cross_entropy(logits.float(), labels[sel]) if sel.any() else h.sum() * 0
-            return ModelOutput(self._add_reg(loss), logits, enc, fused, extras)
+            return self._output(loss, logits, enc, fused, extras)
         logits = F.linear(h, self.encoder.embeddings.word.weight, self.bias)           # [B,T,V]
-        return ModelOutput(None, logits, enc, fused, extras)
+        return self._output(None, logits, enc, fused, extras)
 
 
 class SequenceClassifier(_WithEncoder):
@@ -128,7 +144,7 @@ class SequenceClassifier(_WithEncoder):
                 loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
             else:
                 loss = F.cross_entropy(logits.float(), labels.long())
-        return ModelOutput(self._add_reg(loss), logits, enc, fused, extras)
+        return self._output(loss, logits, enc, fused, extras)
 
 
 class SpanExtractor(_WithEncoder):
@@ -145,4 +161,4 @@ class SpanExtractor(_WithEncoder):
         if start_positions is not None and end_positions is not None:
             s, e = logits.float().unbind(-1)
             loss = (F.cross_entropy(s, start_positions) + F.cross_entropy(e, end_positions)) / 2
-        return ModelOutput(self._add_reg(loss), logits, enc, fused, extras)
+        return self._output(loss, logits, enc, fused, extras)

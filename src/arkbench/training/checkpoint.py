@@ -11,20 +11,36 @@ A checkpoint is one `torch.save` file written to a temp file in the same folder
 (`.step_XXXXXXXX.pt.<random>.tmp`), fsynced, then renamed: a process killed mid-write
 leaves only a temp file, which :func:`latest` ignores and :func:`clean_temp` removes.
 A file named `step_*.pt` is therefore always complete.
+
+Fingerprints (resume only what the same setup wrote):
+
+    fp = ckpt.fingerprint({"params": ..., "seed": 0}, model=model, code=("arkbench.training",))
+    start, extra = ckpt.resume(folder, fp, model, optimizer, scheduler, scaler)
+
+:func:`code_digest` hashes the source of every arkbench package a model is built
+from -- the package folder of each submodule's class (arkbench/models/, a paper's
+folder under arkbench/papers/) -- plus the packages named in `code`; so an edit to a
+paper's mixer or mask changes the fingerprint and a stale checkpoint is never resumed.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import random
 import re
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
+_ROOT = Path(__file__).resolve().parents[1]          # src/arkbench
+log = logging.getLogger("arkbench.checkpoint")
 
 
 def path_for(folder: str | os.PathLike, step: int) -> Path:
@@ -137,3 +153,75 @@ def restore(state: dict[str, Any], model: torch.nn.Module, optimizer=None, sched
     if state.get("rng") is not None:
         set_rng_state(state["rng"])
     return int(state["step"]), dict(state.get("extra") or {})
+
+
+# --- fingerprints ------------------------------------------------------------------------
+
+def _source_files(module_name: str) -> list[Path]:
+    """The .py files of `module_name`'s package folder (a module of arkbench), or its own file."""
+    mod = sys.modules.get(module_name)
+    if mod is None:
+        import importlib
+
+        mod = importlib.import_module(module_name)
+    f = getattr(mod, "__file__", None)
+    if not f:
+        return []
+    f = Path(f).resolve()
+    if f.name == "__init__.py" or f.parent != _ROOT:
+        return sorted(f.parent.rglob("*.py"))         # the whole package: helpers a class uses count too
+    return [f]                                         # a top-level module (arkbench/tokenization.py)
+
+
+def model_modules(model: torch.nn.Module) -> list[str]:
+    """Names of the arkbench modules that define the classes inside `model` (sorted)."""
+    names = {type(m).__module__ for m in model.modules()}
+    return sorted(n for n in names if n == "arkbench" or n.startswith("arkbench."))
+
+
+def code_digest(model: torch.nn.Module | None = None, code: Iterable[str] = ()) -> str:
+    """Hash of the source files `model` is built from plus the modules/packages in `code`."""
+    files: set[Path] = set()
+    for name in [*(model_modules(model) if model is not None else []), *code]:
+        files.update(_source_files(name))
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.relative_to(_ROOT).as_posix().encode() if f.is_relative_to(_ROOT) else f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(setup: dict[str, Any], model: torch.nn.Module | None = None, code: Iterable[str] = (),
+                digest: Callable[..., str] | None = None) -> str:
+    """Hash of `setup` (JSON-able: params, seed, ...) and :func:`code_digest` of model + code."""
+    d = (digest or code_digest)(model, tuple(code))
+    blob = json.dumps({"setup": setup, "code": d}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resume(folder: str | os.PathLike, fp: str, model: torch.nn.Module, optimizer=None, scheduler=None,
+           scaler=None, *, map_location: str | torch.device = "cpu", is_main: bool = True,
+           barrier: Callable[[], None] = lambda: None) -> tuple[int, dict[str, Any]]:
+    """Restore the newest checkpoint in `folder` whose extra["fingerprint"] == fp.
+
+    Returns (step, extra); (0, {}) when there is none. Checkpoints written under another
+    fingerprint (other params or code) are deleted by the main process, never resumed.
+    """
+    if is_main:
+        clean_temp(folder)
+    last = latest(folder)
+    start, extra = 0, {}
+    if last is not None:
+        state = load(last, map_location=map_location)
+        if state.get("extra", {}).get("fingerprint") == fp:
+            start, extra = restore(state, model, optimizer, scheduler, scaler)
+            log.info("resuming from %s (step %d)", last, start)
+        else:
+            log.warning("ignoring checkpoints in %s: params or code changed since they were written", folder)
+            barrier()
+            if is_main:
+                for _, old in list_checkpoints(folder):
+                    old.unlink(missing_ok=True)
+        del state
+    barrier()
+    return start, extra

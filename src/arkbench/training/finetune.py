@@ -13,6 +13,15 @@ linear warm-up + linear decay, gradient clipping, dynamic padding (length-groupe
 DDP when launched by torchrun. Each seed is evaluated on every evaluation split of
 the task with its official metric (MNLI: matched and mismatched).
 
+Any task model: ``run_task(..., model_builder=f, tokenizer=tok)`` trains whatever
+``f(spec, init, hp)`` returns (an LSTM, a BiDAF-style span model) with the same data
+pipeline, optimiser, seeds, metrics and tracking. The model is called as
+``model(input_ids, attention_mask, token_type_ids, labels=...)`` (span tasks:
+``start_positions=, end_positions=``) and returns an object with ``.loss`` (None
+without labels), ``.logits`` ([B, C], [B, 1] for regression, [B, T, 2] for spans) and,
+optionally, ``.aux_losses`` {name: tensor}, which are back-propagated with the loss
+and logged as ``seed<s>/aux/<name>`` but never enter the reported loss.
+
 The params section ``finetune`` (:class:`FinetuneParams`) drives the DVC stages
 ``finetune`` (our variants) and ``finetune_ref`` (real checkpoints); see
 ``stages/finetune.py``.
@@ -34,6 +43,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import Section, section
 from ..progress import progress
+from ..models.heads import training_loss
 from . import distributed as dist_utils
 from . import glue as glue_data
 from . import squad as squad_data
@@ -212,6 +222,9 @@ def _precision(device: torch.device, amp: str) -> str:
     return resolve_precision("fp32" if amp == "off" else amp, device)
 
 
+ModelBuilder = Callable[[Any, "str | None", FinetuneHP], torch.nn.Module]   # (task spec, init, hp) -> model
+
+
 def _build_model(spec, init: str, hp: FinetuneHP, fusion: str, fusion_kwargs: dict | None):
     from ..models import SequenceClassifier, SpanExtractor, from_pretrained
 
@@ -280,14 +293,17 @@ def _evaluate(model, prep: _Prepared, hp: FinetuneHP, device, pad_id: int) -> di
     return out
 
 
-def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: str = "last",
+def train_one(prep: _Prepared, init: str | None, hp: FinetuneHP, seed: int, *, fusion: str = "last",
               fusion_kwargs: dict | None = None, ctx=None, pad_id: int = 0,
-              info: dist_utils.DistInfo | None = None):
+              info: dist_utils.DistInfo | None = None, model_builder: ModelBuilder | None = None):
     """Train one seed; returns (model unwrapped, in eval mode, train stats)."""
     info = info or dist_utils.DistInfo()
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-    model = _build_model(prep.spec, init, hp, fusion, fusion_kwargs)
+    if model_builder is not None:
+        model = model_builder(prep.spec, init, hp).to(info.device)
+    else:
+        model = _build_model(prep.spec, init, hp, fusion, fusion_kwargs)
     ddp = dist_utils.wrap(model, info)
     # the same global batches whatever the world size (batch_size rows per rank)
     try:
@@ -308,12 +324,15 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
     scaler = grad_scaler(info.device, precision)
 
     def loss_fn(m, batch):
-        loss = m(**{k: v.to(info.device) for k, v in batch.items()}).loss
-        return loss / hp.grad_accum, {"loss": loss.detach()}
+        out = m(**{k: v.to(info.device) for k, v in batch.items()})
+        total, aux = training_loss(out)       # aux losses are trained on, never reported as the loss
+        stats = {"loss": out.loss.detach(), **{f"aux/{k}": v.detach() / hp.grad_accum for k, v in aux.items()}}
+        return total / hp.grad_accum, stats
 
     step, epoch, t0 = 0, 0, time.time()
     loss_sum, loss_n = 0.0, 0
     bar = progress(total=total, desc=f"finetune {prep.spec.name} seed {seed}", unit="step", enabled=info.is_main)
+    aux_sum: dict[str, float] = {}
     while step < total:
         sampler.set_epoch(epoch)
         batches = iter(loader)
@@ -324,6 +343,9 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
             stats = train_step(ddp, micro, loss_fn, opt, sched, scaler, device=info.device,
                                precision=precision, max_grad_norm=hp.max_grad_norm or None)
             loss_sum += float(stats["loss"]) / hp.grad_accum
+            for k, v in stats.items():
+                if k.startswith("aux/"):
+                    aux_sum[k] = aux_sum.get(k, 0.0) + float(v)
             loss_n += 1
             step += 1
             bar.update(1)
@@ -331,8 +353,10 @@ def train_one(prep: _Prepared, init: str, hp: FinetuneHP, seed: int, *, fusion: 
                 bar.set_postfix(loss=f"{loss_sum / max(1, loss_n):.4f}")
             if ctx is not None and (step % hp.log_every == 0 or step == total) and info.is_main:
                 ctx.log_metrics({f"seed{seed}/train_loss": loss_sum / max(1, loss_n),
-                                 f"seed{seed}/lr": sched.get_last_lr()[0]}, step=step)
+                                 f"seed{seed}/lr": sched.get_last_lr()[0],
+                                 **{f"seed{seed}/{k}": v / max(1, loss_n) for k, v in aux_sum.items()}}, step=step)
                 loss_sum, loss_n = 0.0, 0
+                aux_sum.clear()
         epoch += 1
     bar.close()
     model.eval()
@@ -352,11 +376,16 @@ def _aggregate(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return agg
 
 
-def run_task(task: str, init: str | os.PathLike, hp: FinetuneHP | dict | None, seeds: list[int] | int, *,
+def run_task(task: str, init: str | os.PathLike | None, hp: FinetuneHP | dict | None, seeds: list[int] | int, *,
              fusion: str = "last", fusion_kwargs: dict | None = None, data_root: str | os.PathLike = "data/tasks",
              ctx=None, on_trained: Callable[[int, torch.nn.Module, Any], dict] | None = None,
-             data=None, model_name: str | None = None) -> dict[str, Any]:
+             data=None, model_name: str | None = None, model_builder: ModelBuilder | None = None,
+             tokenizer=None) -> dict[str, Any]:
     """Fine-tune `init` on `task` once per seed; evaluate; aggregate over seeds.
+
+    model_builder(spec, init, hp) -> nn.Module: any task model instead of the BERT heads
+    (see the module doc); seeded like ours, built once per seed. tokenizer: a tokenizer
+    object or folder (default: the one saved with `init`); needed when init is None.
 
     data: a DatasetDict in the task's schema to use instead of ``load_prepared(task,
     data_root)`` (tests, real-data benchmarks). model_name: the ``model`` field of the
@@ -374,17 +403,21 @@ def run_task(task: str, init: str | os.PathLike, hp: FinetuneHP | dict | None, s
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds:
         raise ValueError("seeds is empty")
-    init = str(init)
-    tokenizer = load_tokenizer(init)
-    from ..models import load_config
+    init = None if init is None else str(init)
+    if tokenizer is None and init is None:
+        raise ValueError(f"run_task({task!r}): pass init (a checkpoint with its tokenizer) or tokenizer=")
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = load_tokenizer(str(tokenizer if tokenizer is not None else init))
+    if model_builder is None:
+        from ..models import load_config
 
-    cfg = load_config(init)
-    if len(tokenizer) > cfg.vocab_size:
-        raise ValueError(f"{init}: tokenizer has {len(tokenizer)} entries but the encoder only {cfg.vocab_size}")
-    if hp.max_seq_len > cfg.max_position_embeddings:
-        log.warning("%s: max_seq_len %d > the model's %d positions; using %d", init, hp.max_seq_len,
-                    cfg.max_position_embeddings, cfg.max_position_embeddings)
-        hp = hp.model_copy(update={"max_seq_len": cfg.max_position_embeddings})
+        cfg = load_config(init)
+        if len(tokenizer) > cfg.vocab_size:
+            raise ValueError(f"{init}: tokenizer has {len(tokenizer)} entries but the encoder only {cfg.vocab_size}")
+        if hp.max_seq_len > cfg.max_position_embeddings:
+            log.warning("%s: max_seq_len %d > the model's %d positions; using %d", init, hp.max_seq_len,
+                        cfg.max_position_embeddings, cfg.max_position_embeddings)
+            hp = hp.model_copy(update={"max_seq_len": cfg.max_position_embeddings})
     data = data if data is not None else _load_data(task, data_root)
     prep = _Prepared(spec, data, tokenizer, hp)
     pad_id = tokenizer.pad_token_id or 0
@@ -393,7 +426,7 @@ def run_task(task: str, init: str | os.PathLike, hp: FinetuneHP | dict | None, s
     per_seed: list[dict[str, Any]] = []
     for s in seeds:
         model, stats = train_one(prep, init, hp, s, fusion=fusion, fusion_kwargs=fusion_kwargs, ctx=ctx,
-                                 pad_id=pad_id, info=info)
+                                 pad_id=pad_id, info=info, model_builder=model_builder)
         row: dict[str, Any] = {"seed": s, **_evaluate(model, prep, hp, info.device, pad_id), **stats}
         if on_trained is not None:
             first = next(iter(prep.eval.values()))
@@ -404,11 +437,12 @@ def run_task(task: str, init: str | os.PathLike, hp: FinetuneHP | dict | None, s
         if ctx is not None and info.is_main:
             ctx.log_metrics({f"seed{s}/{k}": v for k, v in row.items()
                              if k != "seed" and isinstance(v, (int, float))})
-        log.info("finetune %s on %s seed %d: %s=%.4f", _model_name(init), task, s, primary, row[primary])
+        log.info("finetune %s on %s seed %d: %s=%.4f", model_name or _model_name(init or "custom"), task, s,
+                 primary, row[primary])
         per_seed.append(row)
         del model
     agg = _aggregate(per_seed)
-    return {"task": task, "model": model_name or _model_name(init), "init": init, "metric": primary,
+    return {"task": task, "model": model_name or _model_name(init or "custom"), "init": init, "metric": primary,
             "mean": agg[primary]["mean"], "std": agg[primary]["std"], "n_seeds": len(per_seed),
             "seeds": per_seed, "aggregate": agg}
 

@@ -22,20 +22,19 @@ accumulation split (up to float summation order), and resuming needs only the st
 Outputs (rank 0): `models/pretrain/<variant>/` (save_pretrained + tokenizer),
 `plots/pretrain/<variant>.csv` (step, loss, mlm_acc, lr), checkpoints in
 `checkpoints/pretrain/<variant>/step_*.pt` (atomic, last K kept; a rerun resumes
-from the newest one whose params fingerprint matches).
+from the newest one whose fingerprint -- params, seed, and the source of every
+module the model is built from, papers included -- matches).
+
+The loop itself is :func:`arkbench.training.mlm_loop.mlm_loop` (callbacks for
+schedules, proxy training, logging); :func:`train` adds corpus, tokenizer, model
+and outputs around it.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
-import shutil
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
@@ -45,10 +44,8 @@ from ..models import EncoderConfig, MaskedLM, save_pretrained
 from ..utils import atomic_dir, atomic_write_text
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
-from .loop import autocast, grad_scaler, mfu, resolve_precision, train_step
-from .mlm import (DROPOUT, VAL_MASK, BlockSampler, Masker, derive_seed, global_batch, pack_blocks,
-                  shard, step_generator, tokenize_texts)
-from .optim import build_optimizer, build_scheduler
+from .loop import mfu
+from .mlm_loop import Callback, mlm_loop, prepare_mlm_data
 
 log = logging.getLogger("arkbench.pretrain")
 
@@ -222,28 +219,40 @@ def build_tokenizer(p: PretrainParams, train_texts, cache: Path, info: dist_util
 
 _NOT_IN_FINGERPRINT = {"checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_blocks",
                        "eval_batch_size", "output_dir", "plots_dir", "checkpoint_dir", "num_threads", "device"}
+# code that shapes a run besides the model's own modules (which ckpt.code_digest finds itself)
+TRAINING_CODE = ("arkbench.training", "arkbench.tokenization")
 
 
-def code_digest() -> str:
-    """Hash of the code that shapes a training run (models, training loops, tokenizer).
+def code_digest(model: torch.nn.Module | None = None, code=TRAINING_CODE) -> str:
+    """Hash of the code that shapes a training run: every arkbench package the model is
+    built from (models/, a paper's folder) plus the training loops and the tokenizer.
 
-    Part of the checkpoint fingerprint: a code change (a loss fix, say) must retrain,
-    never resume from a checkpoint the old code wrote.
+    Part of the checkpoint fingerprint: a code change (a loss fix, an edited paper
+    mixer) must retrain, never resume from a checkpoint the old code wrote.
     """
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for f in sorted([*(root / "models").glob("*.py"), *(root / "training").glob("*.py"), root / "tokenization.py"]):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return ckpt.code_digest(model, code)
 
 
-def fingerprint(p: PretrainParams, variant: str, seed: int) -> str:
-    """Hash of everything that changes the training trajectory (resume only if equal)."""
+def _setup(p: PretrainParams, variant: str, seed: int) -> dict[str, Any]:
     d = {k: v for k, v in p.model_dump(mode="json").items() if k not in _NOT_IN_FINGERPRINT}
     d["variants"] = d["variants"][variant]
-    blob = json.dumps({"params": d, "variant": variant, "seed": seed, "code": code_digest()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return {"params": d, "variant": variant, "seed": seed}
+
+
+def build_model(p: PretrainParams, variant: str, vocab_size: int) -> torch.nn.Module:
+    """The variant's MaskedLM (EncoderConfig from params; fusion for the MLM head if named)."""
+    fusion, fusion_kwargs = p.fusion_for(variant)
+    return MaskedLM(p.encoder_config(variant, vocab_size), fusion=fusion, fusion_kwargs=fusion_kwargs)
+
+
+def fingerprint(p: PretrainParams, variant: str, seed: int, model: torch.nn.Module | None = None) -> str:
+    """Hash of everything that changes the training trajectory (resume only if equal):
+    the params, the seed, and the source of every module the model is built from."""
+    if model is None:   # which modules the variant uses: build it on the meta device (no memory)
+        with torch.device("meta"):
+            model = build_model(p, variant, 64)
+    return ckpt.fingerprint(_setup(p, variant, seed), model=model, code=TRAINING_CODE,
+                            digest=lambda m, c: code_digest(m, c))
 
 
 @dataclass
@@ -255,35 +264,19 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def _evaluate(model, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, info, precision) -> tuple[float, float]:
-    """(loss, mlm_acc) over this rank's rows, summed over ranks (every rank gets the totals)."""
-    model.eval()
-    tot = torch.zeros(3, dtype=torch.float64, device=info.device)
-    with torch.no_grad():
-        for i in range(0, len(inputs), batch_size):
-            x = inputs[i:i + batch_size].to(info.device)
-            y = labels[i:i + batch_size].to(info.device)
-            n = (y != -100).sum()
-            if n == 0:
-                continue
-            with autocast(info.device, precision):
-                out = model(input_ids=x, labels=y)
-            tot += torch.stack([out.loss.double() * n, (out.logits.argmax(-1) == y[y != -100]).sum().double(),
-                                n.double()])
-    tot = dist_utils.all_reduce_mean(tot, info) * info.world_size
-    loss_sum, correct, n = tot.tolist()
-    model.train()
-    return loss_sum / max(n, 1), correct / max(n, 1)
-
-
 # figures that depend on the machine and its load, not on params + seed
 WALL_CLOCK_METRICS = frozenset({"tokens_per_s", "mfu"})
 
 
 def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
           log_metrics: Callable[[dict, int], None] | None = None, workdir: str | Path = ".",
-          progress: bool = True) -> TrainResult:
-    """Pre-train `variant`; resumes from its newest matching checkpoint. See the module doc."""
+          progress: bool = True, callbacks: Sequence[Callback] = (),
+          model_builder: Callable[[PretrainParams, str, int], torch.nn.Module] | None = None) -> TrainResult:
+    """Pre-train `variant`; resumes from its newest matching checkpoint. See the module doc.
+
+    callbacks: :class:`arkbench.training.mlm_loop.Callback` hooks (schedules, logging).
+    model_builder(p, variant, vocab_size) -> model: instead of :func:`build_model`.
+    """
     if variant not in p.variants:
         raise ValueError(f"pretrain: unknown variant {variant!r}; params.yaml pretrain.variants has "
                          f"{', '.join(p.variants)}")
@@ -294,149 +287,42 @@ def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
     if p.batch_size % (world * p.grad_accum):
         raise ValueError(f"pretrain.batch_size = {p.batch_size} is not divisible by world_size ({world}) "
                          f"x grad_accum ({p.grad_accum})")
-    micro = p.batch_size // (world * p.grad_accum)
-    precision = resolve_precision(p.precision, info.device)
     work = Path(workdir)
     out_dir = work / p.output_dir / variant
     ckpt_dir = work / p.checkpoint_dir / variant
     plot_path = work / p.plots_dir / f"{variant}.csv"
-    fp = fingerprint(p, variant, seed)
 
-    # -- data: tokenise, pack, fixed validation masks
+    # -- data: tokenise, pack, fixed validation masks (the vocab depends on params only)
     ds = corpus if corpus is not None else load_corpus(p, seed)
-    tok = build_tokenizer(p, ds["train"]["text"], ckpt_dir / f"tokenizer-{fp}", info)
-    train_blocks = pack_blocks(tokenize_texts(ds["train"]["text"], tok), p.seq_len, tok.cls_token_id,
-                               tok.sep_token_id)
-    val_blocks = pack_blocks(tokenize_texts(ds["validation"]["text"], tok), p.seq_len, tok.cls_token_id,
-                             tok.sep_token_id)[: p.eval_blocks]
-    masker = Masker.from_tokenizer(tok, p.mlm_probability)
-    val_x, val_y = masker(val_blocks, step_generator(seed, 0, VAL_MASK))
-    val_x, val_y = val_x[info.rank::world], val_y[info.rank::world]
-    sampler = BlockSampler(len(train_blocks), seed)
+    tok_key = ckpt.fingerprint(_setup(p, variant, seed), code=("arkbench.tokenization",))
+    tok = build_tokenizer(p, ds["train"]["text"], ckpt_dir / f"tokenizer-{tok_key}", info)
+    data = prepare_mlm_data(ds, tok, p, seed, info)
 
-    # -- model, optimiser, schedule (same init on every rank: same seed)
+    # -- model (same init on every rank: same seed)
     cfg = p.encoder_config(variant, len(tok))
     if cfg.max_position_embeddings < p.seq_len:
         raise ValueError(f"pretrain.seq_len = {p.seq_len} > model max_position_embeddings = "
                          f"{cfg.max_position_embeddings}")
     torch.manual_seed(seed)
-    fusion, fusion_kwargs = p.fusion_for(variant)
-    model = MaskedLM(cfg, fusion=fusion, fusion_kwargs=fusion_kwargs).to(info.device)
-    opt = build_optimizer(model, p.optimizer, p.lr, p.weight_decay, betas=tuple(p.adam_betas), eps=p.adam_eps)
-    sched = build_scheduler(opt, p.warmup_steps, p.max_steps, p.schedule, p.power)
-    scaler = grad_scaler(info.device, precision)
-    n_params = sum(t.numel() for t in model.parameters())   # tied decoder counted once
-    flops_per_token = 6 * (n_params - sum(m.weight.numel() for m in (
-        model.encoder.embeddings.word, model.encoder.embeddings.position, model.encoder.embeddings.token_type)))
+    model = (model_builder or build_model)(p, variant, len(tok)).to(info.device)
+    fp = fingerprint(p, variant, seed, model)
 
-    # -- resume
-    start, curve, train_time, extra = 0, [], 0.0, {}
-    ckpt.clean_temp(ckpt_dir) if info.is_main else None
-    last = ckpt.latest(ckpt_dir)
-    if last is not None:
-        state = ckpt.load(last, map_location=info.device)
-        if state.get("extra", {}).get("fingerprint") == fp:
-            start, extra = ckpt.restore(state, model, opt, sched, scaler)
-            curve = [tuple(r) for r in extra.get("curve", [])]
-            train_time = float(extra.get("train_time", 0.0))
-            log.info("resuming %s from %s (step %d)", variant, last, start)
-        else:
-            log.warning("ignoring checkpoints in %s: params changed since they were written", ckpt_dir)
-            dist_utils.barrier(info)
-            if info.is_main:
-                for _, old in ckpt.list_checkpoints(ckpt_dir):
-                    old.unlink(missing_ok=True)
-        del state
-    dist_utils.barrier(info)
-    ddp_model = dist_utils.wrap(model, info)
-
-    def loss_fn(m, batch):
-        x, y, n_total = batch
-        sel = y != -100
-        n = sel.sum()
-        out = m(input_ids=x, labels=y)
-        # weight = this micro-batch's share of the global batch's masked tokens, x world
-        # (DDP averages gradients over ranks): the summed update is the global-batch mean
-        weight = n.float() / n_total * world
-        correct = (out.logits.argmax(-1) == y[sel]).sum()
-        return out.loss * weight, {"loss_sum": out.loss.detach().float() * n, "correct": correct, "n": n}
-
-    def save_checkpoint(step: int) -> None:
-        if info.is_main:
-            state = ckpt.training_state(model, opt, sched, scaler, step=step, extra={
-                "fingerprint": fp, "variant": variant, "samples_seen": step * p.batch_size,
-                "curve": curve, "train_time": train_time})
-            ckpt.save(ckpt_dir, step, state, keep_last=p.keep_checkpoints)
-        dist_utils.barrier(info)
-
-    from ..progress import progress as progress_bar
-
-    bar = progress_bar(total=p.max_steps, initial=start, desc=f"pretrain {variant}", unit="step",
-                       enabled=progress and info.is_main)
-    window = torch.zeros(3, dtype=torch.float64)
-    window_t0, window_steps = time.perf_counter(), 0
-    tokens_per_step = p.batch_size * p.seq_len
-    val_loss = val_acc = float("nan")
-    for step in range(start, p.max_steps):
-        t0 = time.perf_counter()
-        x, y = global_batch(train_blocks, sampler, masker, seed, step, p.batch_size)
-        n_total = (y != -100).sum().clamp_min(1).to(info.device)
-        micro_batches = [(shard(x, m, info.rank, world, micro).to(info.device, non_blocking=True),
-                          shard(y, m, info.rank, world, micro).to(info.device, non_blocking=True), n_total)
-                         for m in range(p.grad_accum)]
-        torch.manual_seed(derive_seed(seed, step, DROPOUT, info.rank))   # dropout: a function of the step
-        stats = train_step(ddp_model, micro_batches, loss_fn, opt, sched, scaler, device=info.device,
-                           precision=precision, max_grad_norm=p.max_grad_norm)
-        tot = torch.stack([torch.as_tensor(stats[k], device=info.device).double()
-                           for k in ("loss_sum", "correct", "n")])
-        tot = (dist_utils.all_reduce_mean(tot, info) * world).cpu()      # also syncs the device
-        train_time += time.perf_counter() - t0
-        loss, acc = (tot[0] / tot[2].clamp_min(1)).item(), (tot[1] / tot[2].clamp_min(1)).item()
-        done = step + 1
-        if done % p.curve_every == 0 or done == p.max_steps:
-            curve.append((done, loss, acc, float(stats["lr"])))
-        window += tot
-        window_steps += 1
-        bar.update(1)
-        if done % p.log_every == 0 or done == p.max_steps:
-            dt = time.perf_counter() - window_t0
-            tps = window_steps * tokens_per_step / max(dt, 1e-9)
-            wl, wa = (window[0] / window[2].clamp_min(1)).item(), (window[1] / window[2].clamp_min(1)).item()
-            bar.set_postfix(loss=f"{wl:.3f}", acc=f"{wa:.3f}", tok_s=f"{tps:.0f}")
-            if info.is_main and log_metrics is not None:
-                m = {"train/loss": wl, "train/mlm_acc": wa, "train/lr": float(stats["lr"]),
-                     "train/grad_norm": float(stats["grad_norm"]), "train/tokens_per_s": tps}
-                u = mfu(flops_per_token, tps, info.device)
-                if u is not None:
-                    m["train/mfu"] = u
-                log_metrics(m, done)
-            window.zero_()
-            window_t0, window_steps = time.perf_counter(), 0
-        if done % p.eval_every == 0 and done != p.max_steps:
-            val_loss, val_acc = _evaluate(model, val_x, val_y, p.eval_batch_size, info, precision)
-            if info.is_main and log_metrics is not None:
-                log_metrics({"val/loss": val_loss, "val/mlm_acc": val_acc}, done)
-            window_t0 = time.perf_counter()   # keep eval time out of tokens/s
-        if done % p.checkpoint_every == 0 or done == p.max_steps:
-            save_checkpoint(done)
-            window_t0 = time.perf_counter()
-    bar.close()
-
-    val_loss, val_acc = _evaluate(model, val_x, val_y, p.eval_batch_size, info, precision)
+    res = mlm_loop(p, model, data, seed=seed, callbacks=callbacks, ckpt_dir=ckpt_dir, fingerprint=fp,
+                   log_metrics=log_metrics, progress=progress, desc=f"pretrain {variant}", info=info,
+                   checkpoint_extra={"variant": variant})
+    curve = res.curve
     steps_run = p.max_steps
-    tokens_per_s = steps_run * tokens_per_step / train_time if train_time > 0 else float("nan")
+    tokens_per_s = steps_run * p.batch_size * p.seq_len / res.train_time if res.train_time > 0 else float("nan")
     tail = [r[1] for r in curve[-10:]]
     metrics: dict[str, Any] = {
         "final_loss": sum(tail) / len(tail) if tail else float("nan"),   # mean of the last 10 curve points
-        "val_loss": val_loss, "val_mlm_acc": val_acc, "tokens_per_s": tokens_per_s,
-        "steps": steps_run, "params": n_params,
+        "val_loss": res.val_loss, "val_mlm_acc": res.val_acc, "tokens_per_s": tokens_per_s,
+        "steps": steps_run, "params": res.n_params,
     }
-    u = mfu(flops_per_token, tokens_per_s, info.device)
+    u = mfu(res.flops_per_token, tokens_per_s, info.device)
     if u is not None:
         metrics["mfu"] = u
     if info.is_main:
-        if log_metrics is not None:
-            log_metrics({"val/loss": val_loss, "val/mlm_acc": val_acc}, p.max_steps)
         with atomic_dir(out_dir) as tmp:
             # the model folder is a dep of later stages: only deterministic figures go into it
             # (tokens/s and MFU stay in the metrics file and MLflow), so the same params and seed
@@ -449,7 +335,7 @@ def train(p: PretrainParams, variant: str, *, seed: int = 0, corpus=None,
         atomic_write_text(plot_path, "\n".join(rows) + "\n")
     dist_utils.barrier(info)
     dist_utils.shutdown(info)
-    return TrainResult(metrics, model, tok, curve, resumed_from=start)
+    return TrainResult(metrics, model, tok, curve, resumed_from=res.resumed_from)
 
 
 def run(params: PretrainParams, ctx, variant: str | None = None, **matrix) -> dict[str, Any]:

@@ -13,8 +13,6 @@ they are recorded as {"status": "not run: ..."} and the embedded-data curves sti
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from pathlib import Path
@@ -26,7 +24,7 @@ from arkbench.config import Section, section
 from arkbench.errors import DataMissingError, read_json
 from arkbench.tracking.datasets import log_inputs, prepared_inputs, rows_inputs
 from arkbench.progress import progress
-from arkbench.utils import atomic_write_json, atomic_write_text
+from arkbench.outputs import not_run, pyplot, save_figure, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -116,28 +114,6 @@ class FusionParams(Section):
 
 
 # --------------------------------------------------------------------------- helpers
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _fit_length(encoder, max_length: int) -> int:
     """Truncate to what the model can embed (the smoke encoder has 64 positions)."""
     return min(max_length, encoder.config.max_position_embeddings)
@@ -149,12 +125,12 @@ def _model_key(name: str) -> str:
     return name if name in CHECKPOINTS else Path(name).name
 
 
-def _model_available(name: str) -> str | None:
+def _model_available(name: str) -> dict | None:
     from arkbench.models.loading import CHECKPOINTS
 
     if name in CHECKPOINTS or Path(name).is_dir():
         return None
-    return f"not run: checkpoint folder {name} not found (run the stage that writes it)"
+    return not_run(f"checkpoint folder {name} not found (run the stage that writes it)")
 
 
 def _load_encoder(name: str):
@@ -170,11 +146,11 @@ def _specials(tok) -> list[int]:
     return [i for i in (tok.cls_token_id, tok.sep_token_id) if i is not None]
 
 
-def _sources(p: _RealData) -> list[tuple[str, str, str | None]]:
+def _sources(p: _RealData) -> list[tuple[str, str, dict | None]]:
     """(label, source, status): the real-data run and the embedded one."""
     out = []
     if p.source == "local" and not Path(p.local_dir).is_dir():
-        out.append(("real", p.source, f"not run: local data folder {p.local_dir} not found"))
+        out.append(("real", p.source, not_run(f"local data folder {p.local_dir} not found")))
     else:
         out.append(("real", p.source, None))
     if p.fallback_source == "embedded" and p.source != "embedded":
@@ -192,13 +168,13 @@ def _model_runs(p: _RealData, results: dict[str, Any]):
         key = _model_key(name)
         missing = _model_available(name)
         if missing:
-            results[key] = {"status": missing}
+            results[key] = missing
             continue
         encoder, tok = _load_encoder(name)
         for label, source, status in _sources(p):
             mkey = key if label == "real" else f"{key}_embedded"
             if status:
-                results[mkey] = {"status": status}
+                results[mkey] = status
                 continue
             yield mkey, source, encoder, tok
 
@@ -255,14 +231,14 @@ def run_similarity(p: SimilarityParams, ctx=None, **_) -> dict:
                                               if c["bound_holds_fraction"] is not None)
         metrics[mkey] = rec
         _plot_similarity(plots / f"similarity_{mkey}.png", mkey, per_task)
-    _write_csv(plots / "similarity.csv", rows)
-    _write_csv(plots / "layer_stats.csv", stat_rows)
-    atomic_write_json(mdir / "similarity.json", metrics)
+    write_csv(plots / "similarity.csv", rows)
+    write_csv(plots / "layer_stats.csv", stat_rows)
+    write_json(mdir / "similarity.json", metrics)
     return metrics
 
 
 def _plot_similarity(path: Path, title: str, per_task: dict[str, dict]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for t, c in per_task.items():
         xs = list(range(len(c["cos_raw"])))
@@ -275,9 +251,7 @@ def _plot_similarity(path: Path, title: str, per_task: dict[str, dict]) -> None:
         a.legend(fontsize=7)
         a.grid(alpha=.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- probe
@@ -329,19 +303,19 @@ def run_probe(p: ProbeParams, ctx=None, **_) -> dict:
             rows.append({"model": mkey, "source": source, "task": p.task, "layer": l, "error": errs[l],
                          "cos_raw": sim["cos_raw"][l], "cos_centred": sim["cos_centred"][l]})
         _plot_probe(plots / f"probe_{mkey}.png", f"{mkey} / {p.task} ({source})", errs, sim["cos_raw"])
-    _write_csv(plots / "probe.csv", rows)
+    write_csv(plots / "probe.csv", rows)
     # top level: the first model's real-data result, else its embedded one (claims read these keys)
     first = _model_key(p.models[0]) if p.models else None
     head = per_model.get(first, {})
     if "best_layer" not in head:
         head = per_model.get(f"{first}_embedded", head)
     metrics = {**{k: v for k, v in head.items()}, "model": first, "models": per_model}
-    atomic_write_json(mdir / "layerwise.json", metrics)
+    write_json(mdir / "layerwise.json", metrics)
     return metrics
 
 
 def _plot_probe(path: Path, title: str, errs: list[float], sim: list[float]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     xs = list(range(len(errs)))
     ax.plot(xs, errs, marker="o", color="C3", label="probe error")
@@ -351,9 +325,7 @@ def _plot_probe(path: Path, title: str, errs: list[float], sim: list[float]) -> 
     ax2.set_ylabel("token cosine similarity")
     fig.legend(loc="upper center", fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- theory
@@ -370,7 +342,7 @@ def run_theory(p: TheoryParams, ctx=None, **_) -> dict:
                                "layer": l, "cos": r["cos"][l], "rel_dm": r["rel_dm"][l],
                                "ratio": r["ratio"][l], "bound_v": r["bound_v"][l],
                                "bound_v_common": r["bound_v_common"][l], "lambda": r["lambda"][l]})
-    _write_csv(plots / "theory.csv", curve_rows)
+    write_csv(plots / "theory.csv", curve_rows)
     grid = [{k: r[k] for k in ("norm_position", "gain", "gamma", "cos_last", "rel_dm_last", "collapse_layer",
                                "bound_holds_fraction", "max_ratio_over_bound")} for r in rows]
     metrics: dict[str, Any] = {"grid": grid, "collapse_threshold": COLLAPSE_THRESHOLD,
@@ -388,14 +360,14 @@ def run_theory(p: TheoryParams, ctx=None, **_) -> dict:
         sub = [r for r in rows if r["norm_position"] == norm]
         metrics[f"{norm}_ln_collapsed_fraction"] = sum(r["rel_dm_last"] < COLLAPSE_THRESHOLD for r in sub) / len(sub)
     _plot_theory(plots / "theory.png", rows, p)
-    atomic_write_json(mdir / "theory.json", metrics)
+    write_json(mdir / "theory.json", metrics)
     return metrics
 
 
 def _plot_theory(path: Path, rows: list[dict], p: TheoryParams) -> None:
     import numpy as np
 
-    plt = _plt()
+    plt = pyplot()
     norms = list(dict.fromkeys(r["norm_position"] for r in rows))
     fig, axes = plt.subplots(1, len(norms) + 1, figsize=(5 * (len(norms) + 1), 3.8), squeeze=False)
     axes = axes[0]
@@ -422,9 +394,7 @@ def _plot_theory(path: Path, rows: list[dict], p: TheoryParams) -> None:
     ax.set(xlabel="LayerNorm gamma", ylabel=f"d_M/||H||_F at layer {p.num_layers}", title="collapse vs gamma")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- fusion grid
@@ -459,7 +429,7 @@ def run_fusion(p: FusionParams, ctx=None, task: str | None = None, *, data=None,
                        on_trained=fusion_probe(_specials(tok), p.analysis_batches), data=data)
         results[fusion] = aggregate_task(res)
     out = Path(p.metrics_dir) / "fusion" / f"{task}.json"
-    atomic_write_json(out, results)
+    write_json(out, results)
     _fusion_plots(Path(p.plots_dir), task, results, p.fusions)
     return results
 
@@ -471,8 +441,8 @@ def _fusion_plots(plots: Path, task: str, results: dict, fusions: list[str]) -> 
         for l, (a, b) in enumerate(zip(r.get("layer_sim_raw", []), r.get("layer_sim_centred", []))):
             rows.append({"task": task, "fusion": f, "layer": l, "cos_raw": a, "cos_centred": b,
                          "gate_weight": (r.get("gate_weights") or [None] * 999)[l - 1] if l > 0 else None})
-    _write_csv(plots / f"fusion_{task}.csv", rows)
-    plt = _plt()
+    write_csv(plots / f"fusion_{task}.csv", rows)
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     names = [f for f in fusions]
     axes[0].bar(names, [results[f]["sim_fused_centred"]["mean"] for f in names],
@@ -486,8 +456,7 @@ def _fusion_plots(plots: Path, task: str, results: dict, fusions: list[str]) -> 
         axes[1].bar(range(1, len(w) + 1), w, color="C2")
         axes[1].set(xlabel="layer", ylabel="mean gate weight", title="gate weights (Fig. 7)")
     fig.tight_layout()
-    fig.savefig(plots / f"fusion_{task}.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, plots / f"fusion_{task}.png")
 
 
 def run_fusion_summary(p: FusionParams, ctx=None, **_) -> dict:
@@ -501,7 +470,7 @@ def run_fusion_summary(p: FusionParams, ctx=None, **_) -> dict:
         else:
             missing.append(t)
     if not per_task:
-        metrics = {"status": f"not run: no per-task fusion results under {p.metrics_dir}/fusion"}
+        metrics = not_run(f"no per-task fusion results under {p.metrics_dir}/fusion")
     else:
         metrics = aggregate_tasks(per_task, p.fusions, baseline=p.baseline)
         metrics["missing_tasks"] = missing
@@ -510,12 +479,12 @@ def run_fusion_summary(p: FusionParams, ctx=None, **_) -> dict:
         sources = sorted({str(r.get("data_source", "unknown")) for r in per_task.values()})
         metrics["data_source"] = "+".join(sources)
         summary_dir = Path(p.plots_dir) / "summary"   # the summary stage's own DVC out
-        _write_csv(summary_dir / "fusion_summary.csv",
+        write_csv(summary_dir / "fusion_summary.csv",
                    [{"fusion": f, "mean": metrics[f]["mean"], "std": metrics[f]["std"],
                      "similarity_centred": metrics[f]["similarity"], "similarity_raw": metrics[f]["similarity_raw"]}
                     for f in p.fusions])
         if "gate" in metrics and metrics["gate"].get("gate_weights"):
-            _write_csv(summary_dir / "gate_weights.csv",
+            write_csv(summary_dir / "gate_weights.csv",
                        [{"layer": l + 1, "weight": w} for l, w in enumerate(metrics["gate"]["gate_weights"])])
-    atomic_write_json(Path(p.metrics_dir) / "fusion.json", metrics)
+    write_json(Path(p.metrics_dir) / "fusion.json", metrics)
     return metrics
