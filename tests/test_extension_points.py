@@ -288,15 +288,17 @@ def test_run_task_takes_a_model_builder():
             if "seed0/train_loss" in m:
                 self.curve.append(m["seed0/train_loss"])
 
-    hp = dict(lr=1e-2, batch_size=16, epochs=3, max_seq_len=32, log_every=5)
+    # 32 rows, 15 epochs: the task model must fit them (embedded SST-2 defeats bag-of-words
+    # models at this budget, so the test asks for a falling training loss, not accuracy)
+    hp = dict(lr=1e-2, batch_size=8, epochs=15, max_seq_len=32, log_every=5, max_train_examples=32)
     ctx = Ctx()
     res = run_task("sst2", None, hp, [0, 1], model_builder=builder, tokenizer=tok, data=data, ctx=ctx,
                    model_name="lstm")
     again = run_task("sst2", None, hp, [0], model_builder=builder, tokenizer=tok, data=data)
     assert built[0] == ("sst2", None) and len(built) == 3
     assert res["model"] == "lstm" and res["metric"] == "accuracy" and res["n_seeds"] == 2
-    assert res["seeds"][0]["train_steps"] == 54 and 0.0 <= res["mean"] <= 1.0
-    assert ctx.curve[-1] < 0.8 * ctx.curve[0], ctx.curve          # the builder's model is what trains
+    assert res["seeds"][0]["train_steps"] == 60 and 0.0 <= res["mean"] <= 1.0
+    assert ctx.curve[-1] < 0.5 * ctx.curve[0], ctx.curve          # the builder's model is what trains
     assert again["seeds"][0]["accuracy"] == res["seeds"][0]["accuracy"]   # seeded like ours
     assert "seed0/aux/l2" in ctx.logged
 

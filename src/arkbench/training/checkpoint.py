@@ -160,11 +160,13 @@ def restore(state: dict[str, Any], model: torch.nn.Module, optimizer=None, sched
 def _source_files(module_name: str) -> list[Path]:
     """The .py files of `module_name`'s package folder (a module of arkbench), or its own file."""
     mod = sys.modules.get(module_name)
-    if mod is None:
-        import importlib
+    if mod is not None:
+        f = getattr(mod, "__file__", None)
+    else:   # locate without importing (arkbench.tokenization would import transformers: seconds)
+        import importlib.util
 
-        mod = importlib.import_module(module_name)
-    f = getattr(mod, "__file__", None)
+        spec = importlib.util.find_spec(module_name)
+        f = spec.origin if spec is not None else None
     if not f:
         return []
     f = Path(f).resolve()
