@@ -148,15 +148,22 @@ def to_task_rows(task: ZeroGenTask, rows: Sequence[dict], data_task_fields: Sequ
 
 def save_synthetic(rows: Sequence[dict], out_dir: str | Path, provenance: dict) -> Path:
     """Save rows (C, X, Y) as a ``datasets`` Dataset plus provenance.json, atomically."""
+    import datasets
     from datasets import Dataset, Features, Value
 
     from ...utils import atomic_dir
 
     feats = Features({"C": Value("string"), "X": Value("string"), "Y": Value("string")})
     ds = Dataset.from_dict({k: [r[k] for r in rows] for k in ("C", "X", "Y")}, features=feats)
-    with atomic_dir(out_dir) as tmp:
-        ds.save_to_disk(str(tmp / "dataset"))
-        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with atomic_dir(out_dir) as tmp:
+            ds.save_to_disk(str(tmp / "dataset"))
+            (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
     return Path(out_dir)
 
 
