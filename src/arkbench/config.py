@@ -82,6 +82,7 @@ def _import_schemas() -> None:
         "arkbench.training.finetune",
         "arkbench.report.build",
         "arkbench.papers.oversmoothing.stages",
+        "arkbench.papers.captioning.stages",
         "arkbench.papers.autobert_zero.stages",
         "arkbench.papers.zerogen.stages",
     ):
