@@ -206,7 +206,7 @@ def run_graphs(p: GraphsParams, ctx) -> dict:
         "sentence_relations_mean": float(np.mean([len(r["graph"].relations) for r in kept])) if kept else 0.0,
         "image_objects_mean": float(np.mean([len(r["graph"].objects) for r in rows])),
         "image_relations_mean": float(np.mean([len(r["graph"].relations) for r in rows])),
-        "seconds": round(time.time() - t0, 1), **worlds.check_disjoint(bitext, images)}
+        "seconds": round(time.time() - t0, 1), "world": dp.world, **worlds.check_disjoint(bitext, images)}
     atomic_write_json(out / "meta.json", stats)
     return stats
 

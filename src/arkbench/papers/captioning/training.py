@@ -274,6 +274,11 @@ def evaluate_all(p, graphs_dir: Path, phase1_dir: Path, phase2_dir: Path, metric
         "domain_gap_shrinks": bool(results["mapped"]["domain_acc"] < results["unmapped"]["domain_acc"]),
     }
     results["n_eval_images"] = len(ev)
+    world = json.loads((graphs_dir / "meta.json").read_text()).get("world", "synthetic")
+    results["world"] = world
+    results["data_source"] = "local" if world == "flickr8k" else "embedded"
+    if ctx is not None:
+        results["profile"] = ctx.profile
     results["examples"] = [{"id": r["id"], "refs": r["refs_zh"][:2], **{k: hyps[k][i] for k in hyps}}
                            for i, r in enumerate(ev[:p.n_examples])]
     results["seconds"] = round(time.time() - t0, 1)
