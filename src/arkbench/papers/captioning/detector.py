@@ -269,6 +269,8 @@ def decode_outputs(outputs: dict[str, Any], img_hw: tuple[int, int], score_thres
     by_n: dict[tuple[int, int], np.ndarray] = {}
     for t in outputs.values():
         a = np.asarray(t, dtype=np.float32)
+        if a.ndim != 3:
+            raise ModelFileError(f"detector output of shape {a.shape}: expected [1, N, 80] or [1, N, 44]")
         by_n[(a.shape[1], a.shape[2])] = a[0]
     all_boxes, all_scores, all_cls = [], [], []
     for s in STRIDES:
