@@ -108,7 +108,7 @@ class Phase1Params(Section):
 
 @section("captioning_phase2")
 class Phase2Params(Section):
-    iters: int = Field(300, ge=1)
+    iters: int = Field(150, ge=1)
     batch_size: int = Field(50, ge=1)
     lr: float = Field(5e-5, gt=0)
     lambda_cyc: float = Field(10.0, ge=0)
