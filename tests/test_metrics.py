@@ -268,3 +268,18 @@ def test_squad_v2_no_answer_probability_threshold():
     assert result["best_f1"] == approx(100 * (3 + 4 / 7) / 5) and result["best_f1_thresh"] == approx(0.3)
     # the default threshold 1.0 never overrides: same as the raw scores
     assert metrics.compute("squad_v2", preds, _V2_REFS)["exact"] == approx(100 * 2 / 5)
+
+
+def test_every_finetune_task_has_a_registered_metric():
+    """Each task the finetune stage runs names a metric the registry knows (SICK's "accuracy" did
+    not: finetune@bert-sick crashed in `dvc repro` with UnknownMetricError)."""
+    import yaml
+
+    from arkbench import metrics
+    from arkbench.data.registry import get_task
+    from conftest import REPO
+
+    tasks = yaml.safe_load((REPO / "params.yaml").read_text())["finetune"]["tasks"]
+    for t in tasks:
+        assert metrics.primary_metric(get_task(t).metric), t
+    assert metrics.primary_metric("accuracy") == "accuracy"

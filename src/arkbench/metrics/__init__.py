@@ -177,3 +177,6 @@ del _task, _key
 register("squad", "squad", None, "f1", percent=True)
 register("squad_v2", "squad_v2", None, "f1", percent=True)
 register("classification", "classification", None, "accuracy")
+# Task specs name single-label classification tasks outside GLUE (SICK, SNLI, rotten_tomatoes,
+# IMDb, ...) by what they report: accuracy (+ macro F1) from the same module.
+register("accuracy", "classification", None, "accuracy")
