@@ -60,3 +60,23 @@ def copy_repo(dst: Path) -> None:
         if src.is_file():            # deleted-but-still-indexed files are skipped
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for servers the tests start on loopback)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_json(url: str, body: dict, timeout: float) -> dict:
+    """POST `body` as JSON to `url` and return the decoded JSON answer."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from repo_copy import free_port, post_json
 import yaml
 
 pytest.importorskip("mlflow")
@@ -41,17 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 KIND = "custom_model_development"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=20) as r:
-        return json.loads(r.read())
+    return post_json(url, body, timeout=20)
 
 
 def _get(url: str, **query) -> dict:
@@ -65,7 +57,7 @@ def _tags(obj: dict) -> dict[str, str]:
 
 class Server:
     def __init__(self, cwd: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         env["PYTHONPATH"] = str(REPO / "src")

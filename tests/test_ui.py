@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from repo_copy import free_port, post_json
 
 pytest.importorskip("mlflow")
 from arkbench.tracking import open_tracker  # noqa: E402
@@ -20,17 +20,9 @@ from arkbench.tracking import open_tracker  # noqa: E402
 pytestmark = pytest.mark.slow  # ~10 s; runs in CI (not deselected there)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
+    return post_json(url, body, timeout=10)
 
 
 def test_ui_serves_runs(tmp_path, monkeypatch):
@@ -47,7 +39,7 @@ def test_ui_serves_runs(tmp_path, monkeypatch):
         t.end()
     assert (tmp_path / "mlflow.db").exists()
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen([sys.executable, "-m", "arkbench.cli", "ui", "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
