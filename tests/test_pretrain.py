@@ -233,7 +233,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, shared_tokenizer)
         logs[name] = err
     assert not junk.exists()
     # it resumed, from the newest complete checkpoint
-    assert re.search(rf"resuming bert from \S*step_{resumed_from:08d}\.pt \(step {resumed_from}\)", logs["rerun"]), \
+    assert re.search(rf"resuming pretrain bert from \S*step_{resumed_from:08d}\.pt \(step {resumed_from}\)", logs["rerun"]), \
         logs["rerun"][-3000:]
     # the pre-kill checkpoints were reused as they were (same file, never rewritten), and the
     # rerun wrote only the checkpoints after the one it resumed from

@@ -57,7 +57,7 @@ def test_stage_bad_params_exit_2_naming_the_key(bad_params, tmp_path, script):
     p = subprocess.run([sys.executable, str(REPO / "stages" / script), "--params-file", "params.yaml"],
                        cwd=tmp_path, env=_env(ARKBENCH_TRACKING="off"), capture_output=True, text=True, timeout=900)
     assert p.returncode == 2, (p.returncode, p.stderr[-3000:])
-    assert re.search(rf"\b[a-z_]+\.{BOGUS}\b", p.stderr), p.stderr[-3000:]
+    assert re.search(rf"\b[a-z0-9_]+\.{BOGUS}\b", p.stderr), p.stderr[-3000:]
     assert "bad params" in p.stderr and "Traceback" not in p.stderr
     # nothing was started: no outputs, no tracking store
     assert sorted(x.name for x in tmp_path.iterdir()) == ["params.yaml"]

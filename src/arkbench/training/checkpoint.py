@@ -203,8 +203,10 @@ def fingerprint(setup: dict[str, Any], model: torch.nn.Module | None = None, cod
 
 def resume(folder: str | os.PathLike, fp: str, model: torch.nn.Module, optimizer=None, scheduler=None,
            scaler=None, *, map_location: str | torch.device = "cpu", is_main: bool = True,
-           barrier: Callable[[], None] = lambda: None) -> tuple[int, dict[str, Any]]:
+           barrier: Callable[[], None] = lambda: None, name: str = "run") -> tuple[int, dict[str, Any]]:
     """Restore the newest checkpoint in `folder` whose extra["fingerprint"] == fp.
+
+    `name` (e.g. "pretrain bert") goes into the log line "resuming <name> from <path> (step N)".
 
     Returns (step, extra); (0, {}) when there is none. Checkpoints written under another
     fingerprint (other params or code) are deleted by the main process, never resumed.
@@ -217,7 +219,7 @@ def resume(folder: str | os.PathLike, fp: str, model: torch.nn.Module, optimizer
         state = load(last, map_location=map_location)
         if state.get("extra", {}).get("fingerprint") == fp:
             start, extra = restore(state, model, optimizer, scheduler, scaler)
-            log.info("resuming from %s (step %d)", last, start)
+            log.info("resuming %s from %s (step %d)", name, last, start)
         else:
             log.warning("ignoring checkpoints in %s: params or code changed since they were written", folder)
             barrier()

@@ -178,7 +178,7 @@ def mlm_loop(p, model: torch.nn.Module, data: MLMData, *, seed: int = 0,
         if fingerprint is None:
             raise ValueError("mlm_loop: ckpt_dir needs a fingerprint (arkbench.training.checkpoint.fingerprint)")
         start, extra = ckpt.resume(ckpt_dir, fingerprint, model, opt, sched, scaler, map_location=info.device,
-                                   is_main=info.is_main, barrier=lambda: dist_utils.barrier(info))
+                                   is_main=info.is_main, barrier=lambda: dist_utils.barrier(info), name=desc)
         if start:
             curve = [tuple(r) for r in extra.get("curve", [])]
             train_time = float(extra.get("train_time", 0.0))
