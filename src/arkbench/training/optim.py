@@ -53,19 +53,41 @@ class Lamb(Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """BERT's rule: no weight decay on biases, LayerNorm weights and 1-d parameters."""
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None) -> list[dict]:
+    """BERT's rule: no weight decay on biases, LayerNorm weights and 1-d parameters.
+
+    A module may claim its own direct parameters for a group of their own by defining
+    ``optimizer_group = {"name": ..., "weight_decay": ..., "lr_scale": ...}`` (SparseBERT's
+    mask logits: no decay); modules sharing a name share the group, whose lr is
+    ``lr * lr_scale`` when `lr` is given. Empty groups are dropped.
+    """
+    special: dict[str, dict] = {}
+    claimed: set[int] = set()
+    for m in model.modules():
+        opts = getattr(type(m), "optimizer_group", None) or getattr(m, "optimizer_group", None)
+        if not opts:
+            continue
+        own = [p for p in m.parameters(recurse=False) if p.requires_grad and id(p) not in claimed]
+        if not own:
+            continue
+        g = special.setdefault(opts["name"], {"params": [], "name": opts["name"],
+                                              "weight_decay": float(opts.get("weight_decay", 0.0))})
+        if lr is not None:
+            g["lr"] = lr * float(opts.get("lr_scale", 1.0))
+        g["params"] += own
+        claimed.update(id(p) for p in own)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or id(p) in claimed:
             continue
         (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return groups + list(special.values())
 
 
 def build_optimizer(model: nn.Module, name: str = "adamw", lr: float = 1e-4, weight_decay: float = 0.01,
                     betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6) -> Optimizer:
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, lr)
     if name == "adamw":
         # fused: one kernel per step instead of ~10 small ops per tensor. torch only picks
         # it by itself on CUDA; on CPU the per-tensor loop dominated the tiny smoke
