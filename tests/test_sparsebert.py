@@ -167,7 +167,7 @@ def test_dam_l1_normalisation_and_gradient():
     the ST gradient reaches alpha of every layer."""
     torch.manual_seed(0)
     lam = 0.3
-    model = MaskedLM(_cfg({"name": "dam_u", "lam": lam}))
+    model = MaskedLM(_cfg({"name": "dam_u", "lam": lam, "normalize": "mean"}))
     ids, labels = _batch(T=16)
     out = model(input_ids=ids, labels=labels)
     assert "dam_l1" in out.aux_losses and out.aux_losses["dam_l1"].requires_grad
@@ -179,7 +179,7 @@ def test_dam_l1_normalisation_and_gradient():
     torch.manual_seed(1)
     kept = 0
     for m in dam_modules(model):                    # same draws in the same order as the forward
-        kept += float(m.sample(16).sum())
+        kept += float(m.sample(16).detach().sum())
     assert out.aux_losses["dam_l1"].item() == pytest.approx(lam * kept / (2 * 4 * 16 * 16), rel=1e-5)
     cnt = MaskedLM(_cfg({"name": "dam_u", "lam": lam, "normalize": "count"}))
     v = cnt(input_ids=ids, labels=labels).aux_losses["dam_l1"].item()
@@ -276,7 +276,7 @@ def test_mlm_loss_of_a_dam_run_excludes_the_l1_term():
     runs = {}
     for lam in (0.0, 10.0):
         torch.manual_seed(0)
-        model = MaskedLM(_cfg({"name": "dam_u", "lam": lam}))
+        model = MaskedLM(_cfg({"name": "dam_u", "lam": lam, "normalize": "mean"}))
         logged: list[dict] = []
         res = mlm_loop(_p(), model, _mlm_data(), seed=0, progress=False, callbacks=[DAMCallback(16)],
                        log_metrics=lambda m, s: logged.append(m))
@@ -287,3 +287,74 @@ def test_mlm_loss_of_a_dam_run_excludes_the_l1_term():
     assert aux and 1.0 < aux[0] < 10.0                                  # lam x kept fraction (~1/2)
     assert all(m["train/loss"] < 6 for m in l1 if "train/loss" in m)     # ln(120) = 4.8: no penalty inside
     assert {"dam/tau", "dam/sparsity"} <= {k for m in l1 for k in m}
+
+
+# --- grid runner (tiny, fine-tuning stubbed) ---------------------------------------------------
+def test_grid_family_runs_both_stages_and_summarises(tmp_path):
+    """dam_s family end to end at toy size: stage 1 writes masks.pt, heat maps and the importance
+    history; the saved stage-2 model carries exactly that mask as FixedMask buffers; the summary
+    writes the table and the claims' numbers (fine-tuning stubbed: run_task is tested elsewhere)."""
+    from arkbench.data import load_task
+    from arkbench.errors import read_json
+    from arkbench.models import from_pretrained
+    from arkbench.papers.sparsebert.grid import run_family
+    from arkbench.papers.sparsebert.stages import GridParams, SummaryParams, run_summary
+    from arkbench.tokenization import load_tokenizer
+
+    p = GridParams(model=dict(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                              max_position_embeddings=16),
+                   pretrain=dict(seq_len=16, batch_size=8, max_steps=4, warmup_steps=0, eval_blocks=8, log_every=2,
+                                 eval_every=100, checkpoint_every=100),
+                   lambdas=[1e-4], tasks=["rte"], models_dir=str(tmp_path / "models"),
+                   plots_dir=str(tmp_path / "plots"), metrics_dir=str(tmp_path / "metrics"),
+                   importance_points=2, snapshot_fractions=[0.5, 1.0])
+    seen = []
+
+    def finetune(task, init, hp, seeds):
+        seen.append((task, init, seeds))
+        return {"metric": "accuracy", "mean": 0.5}
+
+    corpus = load_task("corpus", "embedded")
+    tok = load_tokenizer("bert-base-uncased")
+    res = run_family(p, "dam_s", corpus=corpus, tokenizer=tok, finetune=finetune)
+    v = res["variants"]["dam_s_1e-04"]
+    masks = load_masks(tmp_path / "models/dam_s/masks/dam_s_1e-04_seed0.pt")
+    assert masks.shape == (2, 2, 16, 16)
+    assert v["sparsity"] == pytest.approx(P.sparsity(masks)) and v["tasks"]["rte"]["mean"] == 50.0
+    hist = v["seeds"][0]["stage1"]["history"]
+    assert [h["step"] for h in hist] == [0, 2, 4] and 1 <= hist[-1]["diag_rank"] <= 16
+    assert {f.name for f in (tmp_path / "plots/dam_s").glob("*.png")} == {
+        "dam_s_1e-04_keep_step2.png", "dam_s_1e-04_keep_step4.png", "dam_s_1e-04_mask.png",
+        "dam_s_1e-04_offsets.png"}
+    model = from_pretrained(MaskedLM, tmp_path / "models/dam_s/dam_s_1e-04_seed0")
+    assert torch.equal(current_masks(model, 16), masks)
+    assert seen == [("rte", str(tmp_path / "models/dam_s/dam_s_1e-04_seed0"), [0])]
+    run_summary(SummaryParams(grid_metrics=str(tmp_path / "metrics/grid"), tasks=["rte"],
+                              metrics_dir=str(tmp_path / "metrics"), plots_dir=str(tmp_path / "sum")))
+    assert read_json(tmp_path / "metrics/masks.json")["dam_s"]["variant"] == "dam_s_1e-04"
+    assert "band_plus_long" in read_json(tmp_path / "metrics/dam.json")["dam_s_band"]
+    assert "status" in read_json(tmp_path / "metrics/no_diagonal.json")          # baselines not run
+    table = (tmp_path / "sum/table.md").read_text()
+    assert "| dam_s_1e-04 |" in table and "(91.2)" in table and "(63.2)" in table    # the paper's numbers beside
+
+
+def test_importance_statistics_on_a_known_mask():
+    """offset profile = mean over each |i - j|; a diagonal kept less than every offset ranks 1st
+    and gives diag - median < 0 (raising the diagonal to 0.9 flips both)."""
+    from arkbench.papers.sparsebert.analysis import band_summary, diagonal_rank, importance_stats, offset_profile
+
+    T = 6
+    i = torch.arange(T)
+    off = (i[:, None] - i[None, :]).abs().float()
+    p = (0.8 - 0.1 * off).expand(2, 3, T, T).clone()              # keep falls with the offset
+    p[..., i, i] = 0.05                                            # ... but the diagonal is lowest
+    prof = offset_profile(p)
+    torch.testing.assert_close(prof[0, 0], torch.tensor([0.05, 0.7, 0.6, 0.5, 0.4, 0.3]))
+    assert torch.equal(diagonal_rank(prof), torch.ones(2, 3))
+    s = importance_stats(p)
+    assert s["diag_rank"] == 1.0 and s["diag_minus_median_keep"] < 0 and s["diag_least_kept_share"] == 1.0
+    p[..., i, i] = 0.9
+    s = importance_stats(p)
+    assert s["diag_rank"] == T and s["diag_minus_median_keep"] > 0
+    b = band_summary(p > 0.45, band=2)                               # offsets 1, 2, 3 kept; 4, 5 dropped
+    assert b["short_offsets_kept"] == 1.0 and b["long_offsets_kept"] == pytest.approx(1 / 3)

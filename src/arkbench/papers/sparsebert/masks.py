@@ -26,10 +26,13 @@ one per layer (the bias factory is per layer; heat maps per layer are part of th
 importance analysis). Sharing across layers is not implemented.
 
 L1 regulariser, reported as aux loss "dam_l1" (never in the MLM loss):
-    normalize="mean" (default):  lam * ||M_l||_1 / (L * H * T^2) summed over layers
+    normalize="count" (default, official): lam * ||M_l||_1 per layer (kept-entry count; offset k
+                                 of DAM_s counted 2 (T - k) times, the diagonal T times). The
+                                 paper's lam grid (1e-4 .. 1e-1) was set for this form; its
+                                 gradient per logit, lam * dM/dalpha, does not depend on the
+                                 model's size, so the grid carries over to small models.
+    normalize="mean":            lam * ||M_l||_1 / (L * H * T^2) summed over layers
                                  = lam * (kept fraction of all entries): lam is scale-free
-    normalize="count" (official): lam * ||M_l||_1 per layer (kept-entry count; offset k of
-                                 DAM_s counted 2 (T - k) times, the diagonal T times)
 In eval mode or once frozen the mask is deterministic, keep = 1[alpha > 0], and no
 penalty is returned.
 """
@@ -66,7 +69,7 @@ class DAMask(AttentionBias):
     optimizer_group = {"name": "mask_logits", "weight_decay": 0.0, "lr_scale": 1.0}
 
     def __init__(self, config, layer: int, lam: float = 1e-4, tau: float = 1.0, init_mean: float = 0.0,
-                 init_std: float = 1e-3, normalize: str = "mean", scale: float = 1e4):
+                 init_std: float = 1e-3, normalize: str = "count", scale: float = 1e4):
         super().__init__(config, layer)
         if normalize not in ("mean", "count"):
             raise ValueError(f"{type(self).__name__}: normalize={normalize!r}: allowed 'mean' or 'count'")

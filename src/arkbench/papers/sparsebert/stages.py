@@ -1,0 +1,200 @@
+"""Params sections and `run` functions of the SparseBERT DVC stages.
+
+    sparsebert_grid     stages/sparsebert_grid.py --family <f>   one family of mask variants:
+                        baselines (dense, no_diagonal) | patterns (six fixed) | dam_u | dam_s (one per lambda)
+                        -> models/sparsebert/<family>/ (models, masks/ learned masks, tokenizer/),
+                           plots/sparsebert/<family>/ (heat maps), metrics/sparsebert/grid/<family>.json
+    sparsebert_summary  stages/sparsebert_summary.py             the table in the paper's layout + the
+                        numbers of the report's claims (metrics/sparsebert/*.json)
+
+Pre-training reads the prepared corpus (the download stage: generated text in smoke,
+WikiText-2 under cpu) and fine-tunes the prepared GLUE tasks.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from arkbench.config import Section, section
+
+log = logging.getLogger(__name__)
+
+
+class DAMOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tau_start: float = Field(1.0, gt=0)                   # official: tau = 1, constant
+    tau_end: float = Field(1.0, gt=0)
+    schedule: Literal["constant", "linear", "exponential"] = "constant"
+    normalize: Literal["count", "mean"] = "count"         # official: unnormalised count (see masks.py)
+    init_mean: float = 0.0                                # official: alpha ~ 1e-3 N(0, 1)
+    init_std: float = Field(1e-3, ge=0)
+    symmetric: bool = False                               # DAM_u only
+    scale: float = Field(1e4, gt=0)                       # official: (1 - M) * -10000 on the logits
+
+
+@section("sparsebert_grid")
+class GridParams(Section):
+    matrix_keys = ("families",)
+    families: list[Literal["baselines", "patterns", "dam_u", "dam_s"]] = Field(
+        default_factory=lambda: ["baselines", "patterns", "dam_u", "dam_s"])
+    patterns: list[str] = Field(default_factory=lambda: ["strided", "fixed", "longformer", "logsparse", "bigbird",
+                                                         "star"])
+    pattern_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    lambdas: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
+    dam: DAMOptions = Field(default_factory=DAMOptions)
+    model: dict[str, Any] = Field(default_factory=lambda: dict(
+        hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=32))
+    pretrain: dict[str, Any] = Field(default_factory=dict)   # PretrainParams fields (steps, batch, lr, seq_len, ...)
+    search_steps: int | None = Field(None, ge=1)              # stage-1 steps; None = pretrain.max_steps
+    stage2_init: Literal["scratch", "continue"] = "scratch"
+    importance_points: int = Field(10, ge=1)
+    snapshot_fractions: list[float] = Field(default_factory=lambda: [0.1, 1.0])
+    band: int = Field(4, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds_for: dict[str, list[int]] = Field(default_factory=dict)
+    tasks: list[str] = Field(default_factory=lambda: ["rte", "mrpc", "stsb"])
+    hp: dict[str, Any] = Field(default_factory=dict)
+    task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    data_root: str = "data/tasks"
+    models_dir: str = "models/sparsebert"
+    plots_dir: str = "plots/sparsebert"
+    metrics_dir: str = "metrics/sparsebert"
+
+    @field_validator("patterns")
+    @classmethod
+    def _known_patterns(cls, v):
+        from .patterns import PAPER_SPARSITY
+
+        bad = [n for n in v if n not in PAPER_SPARSITY]
+        if bad:
+            raise ValueError(f"sparsebert_grid.patterns: unknown {bad}; allowed: {', '.join(PAPER_SPARSITY)}")
+        return v
+
+    @field_validator("pattern_params")
+    @classmethod
+    def _pattern_params(cls, v):
+        from .patterns import build_pattern
+
+        for name, kw in v.items():
+            try:
+                build_pattern(name, 8, **kw)
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"sparsebert_grid.pattern_params.{name}: {e}") from None
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v):
+        from arkbench.training.pretrain import check_encoder_config
+
+        check_encoder_config({}, v, "sparsebert_grid.model")
+        return v
+
+    @field_validator("pretrain")
+    @classmethod
+    def _pretrain(cls, v, info):
+        from arkbench.training.pretrain import PretrainParams
+
+        bad = [k for k in v if k in ("model", "variants")]
+        if bad:
+            raise ValueError(f"sparsebert_grid.pretrain.{bad[0]}: set the encoder under sparsebert_grid.model")
+        try:
+            p = PretrainParams(**v)
+        except Exception as e:  # noqa: BLE001 - re-raised naming the section
+            raise ValueError(f"sparsebert_grid.pretrain: {e}") from None
+        m = info.data.get("model") or {}
+        if p.seq_len > m.get("max_position_embeddings", 512):
+            raise ValueError(f"sparsebert_grid.pretrain.seq_len = {p.seq_len} > model.max_position_embeddings")
+        return v
+
+    @field_validator("hp")
+    @classmethod
+    def _hp(cls, v):
+        from arkbench.training.finetune import FinetuneHP
+
+        FinetuneHP.model_validate(v)
+        return v
+
+    def pretrain_params(self):
+        from arkbench.training.pretrain import PretrainParams
+
+        return PretrainParams(**{**self.pretrain, "model": self.model})
+
+    def hp_for(self, task: str):
+        from arkbench.training.finetune import FinetuneHP
+
+        return FinetuneHP.model_validate({**self.hp, **self.task_overrides.get(task, {})})
+
+
+@section("sparsebert_summary")
+class SummaryParams(Section):
+    grid_metrics: str = "metrics/sparsebert/grid"
+    families: list[str] = Field(default_factory=lambda: ["baselines", "patterns", "dam_u", "dam_s"])
+    tasks: list[str] = Field(default_factory=lambda: ["rte", "mrpc", "stsb"])
+    headline_lambda: str = "1e-04"
+    metrics_dir: str = "metrics/sparsebert"
+    plots_dir: str = "plots/sparsebert/summary"
+
+
+def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, Any]:
+    from arkbench.tokenization import load_tokenizer
+    from arkbench.training.pretrain import load_corpus
+
+    from .grid import run_family
+
+    if family not in p.families:
+        raise SystemExit(f"sparsebert_grid: --family {family!r} is not in sparsebert_grid.families {p.families}")
+    pp = p.pretrain_params()
+    corpus = load_corpus(pp, ctx.seed if ctx is not None else 0)
+    if pp.tokenizer == "train":   # a WordPiece of pretrain.vocab_size on the corpus (deterministic), per family
+        from arkbench.training.distributed import DistInfo
+        from arkbench.training.pretrain import build_tokenizer
+
+        tok = build_tokenizer(pp, corpus["train"]["text"], Path(p.models_dir) / family / "tokenizer", DistInfo())
+    else:
+        tok = load_tokenizer(pp.tokenizer)
+    res = run_family(p, family, corpus=corpus, tokenizer=tok,
+                     log_metrics=None if ctx is None else ctx.log_metrics)
+    if ctx is not None:
+        for f in sorted((Path(p.plots_dir) / family).glob("*.png")):
+            ctx.log_artifact(f)          # heat maps of the learned masks in MLflow
+        for f in sorted((Path(p.models_dir) / family / "masks").glob("*.pt")):
+            ctx.log_artifact(f)
+    return {name: {"mlm_loss": v["mlm_loss"], "sparsity": v["sparsity"], "avg": v["avg"]}
+            for name, v in res["variants"].items()}
+
+
+def run_summary(p: SummaryParams, ctx=None, **_) -> dict[str, Any]:
+    from arkbench.errors import read_json
+    from arkbench.outputs import not_run, write_csv, write_json
+
+    from .grid import summarise, table_markdown
+
+    fams, missing = {}, []
+    for f in p.families:
+        path = Path(p.grid_metrics) / f"{f}.json"
+        if path.exists():
+            fams[f] = read_json(path)
+        else:
+            missing.append(f)
+    out = Path(p.metrics_dir)
+    if not fams:
+        nr = not_run(f"no grid results under {p.grid_metrics}")
+        for name in ("masks", "lambda_sweep", "dam", "no_diagonal", "table"):
+            write_json(out / f"{name}.json", nr)
+        return nr
+    s = summarise(fams, p.tasks, p.headline_lambda)
+    for name in ("masks", "lambda_sweep", "dam", "no_diagonal"):
+        write_json(out / f"{name}.json", s[name] or not_run(f"families missing: {missing}"))
+    write_json(out / "table.json", {"rows": s["rows"], "missing_families": missing})
+    plots = Path(p.plots_dir)
+    write_csv(plots / "table.csv", s["rows"])
+    md = plots / "table.md"
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(table_markdown(s))
+    if ctx is not None:
+        ctx.log_artifact(md)
+    return {"rows": len(s["rows"]), "missing_families": missing}
