@@ -196,6 +196,8 @@ def test_mask_logits_get_their_own_optimizer_group():
     assert {id(p) for p in groups["mask_logits"]["params"]} == ids
     assert groups["mask_logits"]["weight_decay"] == 0.0 and groups["mask_logits"]["lr"] == 3e-4
     assert not ids & {id(p) for g in opt.param_groups if g.get("name") is None for p in g["params"]}
+    fast = build_optimizer(MaskedLM(_cfg({"name": "dam_u", "lr_scale": 10.0})), "adamw", lr=3e-4)
+    assert {g.get("name"): g["lr"] for g in fast.param_groups}["mask_logits"] == pytest.approx(3e-3)
 
 
 def test_dam_eval_and_frozen_masks_are_deterministic():

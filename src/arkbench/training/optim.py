@@ -64,7 +64,7 @@ def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None)
     special: dict[str, dict] = {}
     claimed: set[int] = set()
     for m in model.modules():
-        opts = getattr(type(m), "optimizer_group", None) or getattr(m, "optimizer_group", None)
+        opts = getattr(m, "optimizer_group", None)
         if not opts:
             continue
         own = [p for p in m.parameters(recurse=False) if p.requires_grad and id(p) not in claimed]

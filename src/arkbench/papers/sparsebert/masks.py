@@ -64,13 +64,14 @@ class SparsePatternMask(FixedMask):
 class DAMask(AttentionBias):
     """Base of DAM_u / DAM_s: sampling, freezing, L1 penalty, keep-probabilities."""
 
-    # own optimizer group (arkbench.training.optim.param_groups): no weight decay, same lr
-    # (the official code: weight_decay 0.0, its per-group lr 1e-5 commented out)
-    optimizer_group = {"name": "mask_logits", "weight_decay": 0.0, "lr_scale": 1.0}
-
     def __init__(self, config, layer: int, lam: float = 1e-4, tau: float = 1.0, init_mean: float = 0.0,
-                 init_std: float = 1e-3, normalize: str = "count", scale: float = 1e4):
+                 init_std: float = 1e-3, normalize: str = "count", scale: float = 1e4, lr_scale: float = 1.0):
         super().__init__(config, layer)
+        # own optimizer group (arkbench.training.optim.param_groups): no weight decay; lr = lr_scale x
+        # the model's (official: weight_decay 0.0 and the same lr; its per-group lr 1e-5 is commented out)
+        if lr_scale <= 0:
+            raise ValueError(f"{type(self).__name__}: lr_scale={lr_scale} must be > 0")
+        self.optimizer_group = {"name": "mask_logits", "weight_decay": 0.0, "lr_scale": float(lr_scale)}
         if normalize not in ("mean", "count"):
             raise ValueError(f"{type(self).__name__}: normalize={normalize!r}: allowed 'mean' or 'count'")
         if lam < 0 or tau <= 0 or scale <= 0:

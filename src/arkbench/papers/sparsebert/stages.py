@@ -33,6 +33,7 @@ class DAMOptions(BaseModel):
     init_std: float = Field(1e-3, ge=0)
     symmetric: bool = False                               # DAM_u only
     scale: float = Field(1e4, gt=0)                       # official: (1 - M) * -10000 on the logits
+    lr_scale: float = Field(1.0, gt=0)                    # mask-logit lr / model lr (official: 1)
 
 
 @section("sparsebert_grid")
