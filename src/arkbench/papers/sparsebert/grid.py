@@ -118,7 +118,21 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
     pp = p.pretrain_params()
     T = pp.seq_len
     models_dir, plots, metrics_dir = Path(p.models_dir), Path(p.plots_dir) / family, Path(p.metrics_dir)
-    results: dict[str, Any] = {"family": family, "seq_len": T, "variants": {}}
+    import shutil
+
+    for own in (plots, *(d for d in (models_dir / family).glob("*") if d.name != "tokenizer")):
+        shutil.rmtree(own, ignore_errors=True)        # this family's outputs only: no stale variant survives
+    m = p.model
+    results: dict[str, Any] = {
+        "family": family, "seq_len": T, "variants": {},
+        "model": f"{m['num_layers']} x {m['hidden_size']} encoder, {m['num_heads']} heads, "
+                 f"{pp.max_steps} MLM steps from scratch (seq {T})"}
+    try:
+        from arkbench.data import prepared_source
+
+        results["data_source"] = prepared_source("corpus", p.data_root)
+    except Exception:  # noqa: BLE001 - an injected corpus (tests) has no prepared manifest
+        results["data_source"] = "given"
     data = {}
 
     def log(m: dict, step=None, prefix=""):
@@ -228,6 +242,11 @@ def summarise(families: dict[str, dict], tasks: list[str], headline_lam: str = "
     for fam in FAMILIES:
         if fam in families:
             V.update(families[fam]["variants"])
+    # the paper's row order: baselines, the patterns as in its table, DAM_u then DAM_s by lambda
+    order = ["dense", "no_diagonal", *PAPER_SPARSITY]
+    V = dict(sorted(V.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order),
+                                                kv[0].split("_")[1] if kv[0].startswith("dam_") else "",
+                                                float(kv[0].rsplit("_", 1)[1]) if kv[0].startswith("dam_") else 0)))
     rows = []
     for name, v in V.items():
         paper = PAPER_TABLE.get(name, {})
@@ -240,7 +259,10 @@ def summarise(families: dict[str, dict], tasks: list[str], headline_lam: str = "
         row["paper_avg_tasks"] = _paper_avg(name, tasks)
         row["paper_avg_glue9"] = paper.get("avg")
         rows.append(row)
-    out: dict[str, Any] = {"rows": rows, "tasks": tasks}
+    fam0 = next(iter(families.values()))
+    prov = {"model": fam0.get("model"), "data_source": "+".join(sorted({str(f.get("data_source")) for f in
+                                                                        families.values()}))}
+    out: dict[str, Any] = {"rows": rows, "tasks": tasks, "provenance": prov}
 
     def pick(name):
         v = V.get(name)
@@ -280,6 +302,8 @@ def summarise(families: dict[str, dict], tasks: list[str], headline_lam: str = "
         # the first recorded step at which the diagonal is the least kept offset of all
         first = next((h["step"] for h in s1["history"] if h["step"] > 0 and h["diag_rank"] <= 1.5), None)
         dam["first_step_diag_least_kept"] = first
+        # 0 = the least kept of all offsets, 1 = the most kept
+        dam["diag_rank_quantile"] = (dam["diag_rank"] - 1) / max(dam["n_offsets"] - 1, 1)
     heads = f"dam_s_{headline_lam}"
     if heads in V:
         band = V[heads]["seeds"][0]["stage1"]["band"]

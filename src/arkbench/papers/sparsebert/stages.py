@@ -44,19 +44,19 @@ class GridParams(Section):
     patterns: list[str] = Field(default_factory=lambda: ["strided", "fixed", "longformer", "logsparse", "bigbird",
                                                          "star"])
     pattern_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    lambdas: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
-    dam: DAMOptions = Field(default_factory=DAMOptions)
+    lambdas: list[float] = Field(default_factory=lambda: [1e-4, 1e-1])
+    dam: DAMOptions = Field(default_factory=lambda: DAMOptions(lr_scale=10.0))   # = params.yaml (smoke)
     model: dict[str, Any] = Field(default_factory=lambda: dict(
-        hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=32))
+        hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, max_position_embeddings=32))
     pretrain: dict[str, Any] = Field(default_factory=dict)   # PretrainParams fields (steps, batch, lr, seq_len, ...)
     search_steps: int | None = Field(None, ge=1)              # stage-1 steps; None = pretrain.max_steps
     stage2_init: Literal["scratch", "continue"] = "scratch"
-    importance_points: int = Field(10, ge=1)
-    snapshot_fractions: list[float] = Field(default_factory=lambda: [0.1, 1.0])
+    importance_points: int = Field(4, ge=1)
+    snapshot_fractions: list[float] = Field(default_factory=lambda: [0.5, 1.0])
     band: int = Field(4, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0])
     seeds_for: dict[str, list[int]] = Field(default_factory=dict)
-    tasks: list[str] = Field(default_factory=lambda: ["rte", "mrpc", "stsb"])
+    tasks: list[str] = Field(default_factory=lambda: ["rte"])
     hp: dict[str, Any] = Field(default_factory=dict)
     task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data_root: str = "data/tasks"
@@ -134,7 +134,7 @@ class GridParams(Section):
 class SummaryParams(Section):
     grid_metrics: str = "metrics/sparsebert/grid"
     families: list[str] = Field(default_factory=lambda: ["baselines", "patterns", "dam_u", "dam_s"])
-    tasks: list[str] = Field(default_factory=lambda: ["rte", "mrpc", "stsb"])
+    tasks: list[str] = Field(default_factory=lambda: ["rte"])
     headline_lambda: str = "1e-04"
     metrics_dir: str = "metrics/sparsebert"
     plots_dir: str = "plots/sparsebert/summary"
@@ -149,6 +149,10 @@ def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, An
     if family not in p.families:
         raise SystemExit(f"sparsebert_grid: --family {family!r} is not in sparsebert_grid.families {p.families}")
     pp = p.pretrain_params()
+    if pp.num_threads:
+        import torch
+
+        torch.set_num_threads(pp.num_threads)
     corpus = load_corpus(pp, ctx.seed if ctx is not None else 0)
     if pp.tokenizer == "train":   # a WordPiece of pretrain.vocab_size on the corpus (deterministic), per family
         from arkbench.training.distributed import DistInfo
@@ -189,8 +193,9 @@ def run_summary(p: SummaryParams, ctx=None, **_) -> dict[str, Any]:
         return nr
     s = summarise(fams, p.tasks, p.headline_lambda)
     for name in ("masks", "lambda_sweep", "dam", "no_diagonal"):
-        write_json(out / f"{name}.json", s[name] or not_run(f"families missing: {missing}"))
-    write_json(out / "table.json", {"rows": s["rows"], "missing_families": missing})
+        write_json(out / f"{name}.json", {**s[name], **s["provenance"]} if s[name]
+                   else not_run(f"families missing: {missing}"))
+    write_json(out / "table.json", {"rows": s["rows"], "missing_families": missing, **s["provenance"]})
     plots = Path(p.plots_dir)
     write_csv(plots / "table.csv", s["rows"])
     md = plots / "table.md"
