@@ -360,3 +360,18 @@ def test_importance_statistics_on_a_known_mask():
     assert s["diag_rank"] == T and s["diag_minus_median_keep"] > 0
     b = band_summary(p > 0.45, band=2)                               # offsets 1, 2, 3 kept; 4, 5 dropped
     assert b["short_offsets_kept"] == 1.0 and b["long_offsets_kept"] == pytest.approx(1 / 3)
+
+
+def test_grid_params_name_the_bad_key():
+    from pydantic import ValidationError
+
+    from arkbench.papers.sparsebert.stages import GridParams
+
+    with pytest.raises(ValidationError, match=r"sparsebert_grid.patterns: unknown \['zigzag'\]"):
+        GridParams(patterns=["zigzag"])
+    with pytest.raises(ValidationError, match="sparsebert_grid.pattern_params.strided: .*stride=0"):
+        GridParams(pattern_params={"strided": {"stride": 0}})
+    with pytest.raises(ValidationError, match="sparsebert_grid.pretrain.seq_len = 64 > model.max_position"):
+        GridParams(pretrain={"seq_len": 64})
+    with pytest.raises(ValidationError, match="families"):
+        GridParams(families=["dam_x"])

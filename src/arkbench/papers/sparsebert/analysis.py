@@ -98,6 +98,10 @@ class ImportanceTracker:
     def on_step_end(self, state, stats):
         if state.step % self.every == 0 or state.step == state.max_steps or state.step in self.snapshot_steps:
             self.record(state.model, state.step)
+            if self.history and self.history[-1]["step"] == state.step:     # logged as MLflow metrics
+                h = self.history[-1]
+                return {f"importance/{k}": h[k] for k in ("diag_rank", "diag_minus_median_keep", "diag_kept",
+                                                           "offdiag_kept", "sparsity")}
         return None
 
     def on_eval(self, state, metrics): ...

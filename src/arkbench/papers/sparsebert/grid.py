@@ -106,7 +106,7 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
     `corpus` (train/validation `text`), `tokenizer`: the MLM data; `finetune(task, init, hp, seeds)`
     -> run_task's result (default: arkbench.training.finetune.run_task on data_root).
     """
-    from arkbench.outputs import save_figure, write_json
+    from arkbench.outputs import save_figure, write_csv, write_json
     from arkbench.training.mlm_loop import mlm_loop, prepare_mlm_data
 
     if finetune is None:
@@ -173,6 +173,8 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
                 save_masks(models_dir / family / "masks" / f"{name}_seed{seed}.pt", masks,
                            {"variant": name, "seed": seed, "seq_len": T})
                 if seed == seeds[0]:
+                    write_csv(plots / f"{name}_importance.csv",
+                              [{k: v for k, v in h.items() if not isinstance(v, list)} for h in tracker.history])
                     for step, snap in sorted(tracker.snapshots.items()):
                         save_figure(analysis.heatmap_figure(snap, f"{name}: keep probability at step {step}"),
                                     plots / f"{name}_keep_step{step}.png")
