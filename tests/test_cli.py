@@ -16,12 +16,12 @@ download:
   # owned by download.py
   source: embedded   # embedded | local | hub
   other: 1
+  profiles:
+    small:
+      source: local
 
 report: {}
-profiles:
-  small:
-    download:
-      source: local
+profiles: [smoke, small, paper]
 """
 
 
@@ -60,8 +60,7 @@ def test_text_edits_insert_when_missing():
 
 
 def test_params_check(params, capsys):
-    params.write_text("profile: smoke\nseed: 0\nreport:\n  max_plots: 5\n"
-                      "profiles: {smoke: {report: {}}, small: {report: {}}, paper: {report: {}}}\n")
+    params.write_text("profile: smoke\nseed: 0\nreport:\n  max_plots: 5\n")
     assert main(["params", "check"]) == 0
     params.write_text("profile: tiny\nseed: 0\nreport:\n  bogus: 1\nnot_a_section: {}\n")
     assert main(["params", "check"]) == 2

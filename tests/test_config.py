@@ -12,14 +12,13 @@ from arkbench.config import ParamsError, check_all, deep_merge, stage_params
 
 BASE = """\
 profile: smoke
+profiles: [smoke, small, paper]
 seed: 0
 download:
   source: embedded
   tasks: [cola]
-profiles:
-  smoke: {download: {}}
-  small: {download: {source: local}}
-  paper: {download: {}}
+  profiles:
+    small: {source: local}
 """
 
 
@@ -52,19 +51,30 @@ def test_bad_params_name_the_key_and_value(tmp_path, edit, needle):
 
 def test_bad_override_names_the_profile(tmp_path):
     p = _write(tmp_path, BASE.replace("profile: smoke", "profile: small").replace(
-        "small: {download: {source: local}}", "small: {download: {sauce: local}}"))
-    with pytest.raises(ParamsError, match=r"(?s)unknown key .download.sauce. .value .local.*profile .small.: download merged with profiles.small.download"):
+        "small: {source: local}", "small: {sauce: local}"))
+    with pytest.raises(ParamsError, match=r"(?s)unknown key .download.sauce. .value .local.*profile .small.: download merged with download.profiles.small"):
         stage_params("download", p)
 
 
-def test_check_all_reports_every_profile(tmp_path):
-    p = _write(tmp_path, BASE.replace("paper: {download: {}}", "paper: {download: {source: ftp}}")
-               .replace("smoke: {download: {}}", "smoke: {}"))
+def test_check_all_reports_every_profile_and_no_boilerplate(tmp_path):
+    """Every declared profile is validated, overrides only where a profile changes something
+    (no `{}` per profile and section), and an undeclared profile name is an error."""
+    p = _write(tmp_path, BASE.replace("small: {source: local}", "small: {source: local}\n    paper: {source: ftp}"))
     problems = "\n".join(check_all(p))
-    assert "download.source = 'ftp'" in problems and "profiles.paper.download" in problems
-    # a profile that changes nothing in a section need not name it (stages depend on the
-    # resolved section, data/resolved/params/<section>.json, not on profiles.<profile>.<section>)
-    assert "profiles.smoke" not in problems
+    assert "download.source = 'ftp'" in problems and "download.profiles.paper" in problems
+    assert check_all(_write(tmp_path, BASE)) == []
+    p = _write(tmp_path, BASE.replace("small: {source: local}", "huge: {source: local}"))
+    assert "download.profiles.huge: unknown profile; declared: smoke, small, paper" in "\n".join(check_all(p))
+    p = _write(tmp_path, BASE.replace("profiles: [smoke, small, paper]", "profiles: [smoke, cpu]")
+               .replace("small: {source: local}", "cpu: {source: local}").replace("profile: smoke", "profile: cpu"))
+    assert check_all(p) == [] and stage_params("download", p).source == "local"   # any number of profiles
+
+
+def test_old_layout_is_rejected_with_the_new_one_named(tmp_path):
+    p = _write(tmp_path, "profile: smoke\nseed: 0\ndownload: {source: embedded}\n"
+                         "profiles:\n  small: {download: {source: local}}\n")
+    with pytest.raises(ParamsError, match=r"overrides now live beside their section \(download: \{profiles: \{small"):
+        stage_params("download", p)
 
 
 def test_repository_params_are_valid(repo_root):
@@ -90,8 +100,8 @@ def test_stage_fails_before_work(tmp_path, repo_root):
 
 def test_profiles_may_not_override_matrix_lists(tmp_path, repo_root):
     raw = yaml.safe_load((repo_root / "params.yaml").read_text())
-    raw["profiles"]["small"]["finetune"]["tasks"] = ["cola"]
+    raw["finetune"]["profiles"]["small"]["tasks"] = ["cola"]
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(raw))
     problems = "\n".join(check_all(p))
-    assert "profiles.small.finetune.tasks overrides a list that dvc.yaml expands" in problems
+    assert "finetune.profiles.small.tasks overrides a list that dvc.yaml expands" in problems

@@ -299,12 +299,11 @@ def test_download_params_validation():
 
 
 def test_repo_params_download_section_valid(repo_root):
-    from arkbench.config import validate_section, read_params, deep_merge
+    from arkbench.config import effective_section, profile_names, read_params, validate_section
 
     raw = read_params(repo_root / "params.yaml")
-    for prof in ("smoke", "cpu", "small", "paper"):
-        over = ((raw.get("profiles") or {}).get(prof) or {}).get("download") or {}
-        validate_section("download", deep_merge(raw["download"], over))
+    for prof in profile_names(raw):
+        validate_section("download", effective_section(raw, "download", prof))
     assert set(raw["download"]["tasks"]) == set(TASKS)
 
 

@@ -149,7 +149,7 @@ def test_bad_task_name():
 
 
 def test_params_validation_names_bad_values():
-    ok = validate_section("finetune", {"models": ["bert"], "tasks": ["cola", "squad"],
+    ok = validate_section("finetune", {"models": ["bert"], "tasks": ["cola", "squad"], "hp": {},
                                        "task_overrides": {"stsb": {"lr": 1e-5}},
                                        "model_overrides": {"minilm": {"max_steps": 5}}})
     assert isinstance(ok, FinetuneParams)
@@ -168,7 +168,9 @@ def test_params_validation_names_bad_values():
            ({"epochz": 3}, "epochz")]
     for values, needle in bad:
         with pytest.raises(ParamsError, match=needle):
-            validate_section("finetune", values)
+            validate_section("finetune", {"hp": {}, **values})
+    with pytest.raises(ParamsError, match=r"finetune.hp = .*Field required"):   # the recipe is required
+        validate_section("finetune", {"tasks": ["cola"]})
 
 
 def test_repo_params_valid_in_every_profile(repo_root):
@@ -191,8 +193,8 @@ def test_stage_end_to_end(tmp_path, tiny_ckpt, data, monkeypatch):
     data("rte").save_to_disk(str(tmp_path / "data/tasks/rte"))
     params = {"profile": "smoke", "seed": 0,
               "finetune": {"models": ["tiny"], "tasks": ["rte"], "seeds": [3],
-                           "hp": {**FAST, "max_steps": 5}},
-              "profiles": {"smoke": {"finetune": {"hp": {"max_steps": 6}}}}}
+                           "hp": {**FAST, "max_steps": 5},
+                           "profiles": {"smoke": {"hp": {"max_steps": 6}}}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = "metrics/finetune/{model}-{task}.json"
     res = stage_main("finetune", run, argv=["--model", "tiny", "--task", "rte"], metrics_path=out)

@@ -31,10 +31,17 @@ def _dirs(tmp_path):
 
 
 def test_sections_registered_and_validate():
-    for name in ("oversmoothing_similarity", "oversmoothing_probe", "oversmoothing_theory", "oversmoothing_fusion"):
+    for name in ("oversmoothing_similarity", "oversmoothing_probe", "oversmoothing_theory"):
         validate_section(name, {})
+    validate_section("oversmoothing_fusion", {"hp": {}})       # the fine-tuning recipe is required, typed
+    with pytest.raises(Exception, match="hp"):
+        validate_section("oversmoothing_fusion", {})
+    with pytest.raises(Exception, match="hp.lrr"):
+        validate_section("oversmoothing_fusion", {"hp": {"lrr": 1}})
+    with pytest.raises(Exception, match="task_overrides.cola.epochz"):
+        validate_section("oversmoothing_fusion", {"hp": {}, "task_overrides": {"cola": {"epochz": 1}}})
     with pytest.raises(Exception):
-        validate_section("oversmoothing_fusion", {"fusions": ["nope"]})
+        validate_section("oversmoothing_fusion", {"hp": {}, "fusions": ["nope"]})
     with pytest.raises(Exception):
         validate_section("oversmoothing_theory", {"typo": 1})
 
@@ -58,7 +65,7 @@ def test_theory_stage(tmp_path):
 
 def test_similarity_and_probe_stages_embedded(tmp_path, tiny_ckpt):
     p = S.SimilarityParams(models=[str(tiny_ckpt), str(tmp_path / "absent")], tasks=["stsb", "cola"],
-                           source="local", local_dir=str(tmp_path / "no_data"), n_sentences=16,
+                           source="local", fallback_source="embedded", local_dir=str(tmp_path / "no_data"), n_sentences=16,
                            max_length=32, batch_size=8, **_dirs(tmp_path))
     m = S.run_similarity(p)
     assert m["tiny"]["status"].startswith("not run")            # real data absent: recorded, no crash

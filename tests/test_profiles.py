@@ -15,7 +15,8 @@ import pytest
 import yaml
 from repo_copy import DVC, REPO, dvc, git
 
-from arkbench.config import deep_merge, read_params
+from arkbench.config import (deep_merge, profile_names, read_params, registered_sections, split_section,
+                             stage_params, validate_section)
 from arkbench.resolve import effective_section, run as resolve
 
 STAGE_SECTIONS = {  # dvc.yaml stage (name before @) -> the params section it runs on
@@ -48,14 +49,28 @@ def test_no_stage_depends_on_the_profile_name():
             assert f"data/resolved/params/{STAGE_SECTIONS[name]}.json" in body["deps"], name
 
 
-def test_resolved_sections_equal_what_stages_validate(tmp_path):
-    """What DVC tracks (resolve's merge) is what a stage runs on (arkbench.config's merge)."""
+def test_resolved_sections_equal_what_stages_validate(tmp_path, monkeypatch):
+    """What DVC tracks (the resolve stage's data/resolved/params/<section>.json) is what a stage runs
+    on (arkbench.config.stage_params' merge), for every section under every declared profile. One
+    merge implementation serves both (arkbench.resolve calls arkbench.config.effective_section);
+    switching resolve back to its own pre-#8 merge (overrides read from `profiles.<profile>.<section>`)
+    failed this test at once (it takes the top-level `profiles` list for a mapping)."""
     raw = read_params(REPO / "params.yaml")
-    for prof in ("smoke", "cpu", "small", "paper"):
-        raw["profile"] = prof
-        for name in ("download", "pretrain", "finetune", "oversmoothing_fusion", "report"):
-            over = ((raw.get("profiles") or {}).get(prof) or {}).get(name) or {}
-            assert effective_section(raw, name) == deep_merge(raw[name], over), (prof, name)
+    names = profile_names(raw)
+    assert set(names) >= {"smoke", "cpu", "small", "paper"}
+    monkeypatch.chdir(tmp_path)
+    for prof in names:
+        Path("params.yaml").write_text(yaml.safe_dump({**raw, "profile": prof}, sort_keys=False))
+        doc = resolve()
+        assert set(doc["sections"]) == set(registered_sections()), prof
+        for name in doc["sections"]:
+            written = json.loads(Path(f"data/resolved/params/{name}.json").read_text())
+            assert written == effective_section(raw, name, prof), (prof, name)
+            base, over = split_section(raw, name)
+            assert written == deep_merge(base, over.get(prof) or {}), (prof, name)
+            # the stage validates exactly these values
+            assert stage_params(name, "params.yaml").model_dump() == \
+                validate_section(name, written).model_dump(), (prof, name)
 
 
 def test_smoke_to_cpu_changes_every_section_but_the_theory_demo():
@@ -72,13 +87,11 @@ def test_smoke_to_cpu_changes_every_section_but_the_theory_demo():
 
 
 TOY_PARAMS = """profile: smoke
+profiles: [smoke, cpu]
 seed: 0
-download: {source: embedded, local_dir: ext, tasks: [t]}
-a: {x: 1}
+download: {source: embedded, local_dir: ext, tasks: [t], profiles: {cpu: {source: local}}}
+a: {x: 1, profiles: {cpu: {x: 2}}}
 b: {y: 1}
-profiles:
-  smoke: {}
-  cpu: {download: {source: local}, a: {x: 2}}
 """
 
 

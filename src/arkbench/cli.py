@@ -2,7 +2,7 @@
 
     arkbench ui [--port 5000] [--host 127.0.0.1]   MLflow UI over ./mlflow.db
     arkbench params check [--file params.yaml]     validate every section and profile
-    arkbench profile NAME                          smoke | cpu | small | paper (edits params.yaml)
+    arkbench profile NAME                          one of params.yaml's `profiles` (edits params.yaml)
     arkbench source NAME                           download.source (edits params.yaml)
     arkbench report                                build reports/ from metrics/ and plots/
 
@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import PROFILES, ParamsError, check_all, params_path
+from .config import PROFILES, ParamsError, check_all, params_path, profile_names, read_params
 from .utils import atomic_write_text
 
 DEFAULT_SOURCES = ("embedded", "local", "hub")
@@ -84,7 +84,8 @@ def cmd_params_check(args: argparse.Namespace) -> int:
         print("\n".join(problems), file=sys.stderr)
         print(f"{len(problems)} problem(s) in {params_path(args.file)}", file=sys.stderr)
         return 2
-    print(f"{params_path(args.file)}: ok (every section, profiles {', '.join(PROFILES)})")
+    print(f"{params_path(args.file)}: ok (every section, profiles "
+          f"{', '.join(profile_names(read_params(args.file)))})")
     return 0
 
 
@@ -153,8 +154,12 @@ def _edit(file: str | None, edit, what: str) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    if args.name not in PROFILES:
-        print(f"unknown profile {args.name!r}; choose one of: {', '.join(PROFILES)}", file=sys.stderr)
+    try:
+        names = profile_names(read_params(args.file), params_path(args.file))
+    except ParamsError:
+        names = PROFILES
+    if args.name not in names:
+        print(f"unknown profile {args.name!r}; choose one of: {', '.join(names)}", file=sys.stderr)
         return 2
     return _edit(args.file, lambda t: set_top_level(t, "profile", args.name), f"profile = {args.name}")
 
@@ -205,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--file", default=None)
     check.set_defaults(func=cmd_params_check)
 
-    prof = sub.add_parser("profile", help=f"switch profile ({' | '.join(PROFILES)})")
+    prof = sub.add_parser("profile", help="switch profile (one of params.yaml's `profiles`)")
     prof.add_argument("name")
     prof.add_argument("--file", default=None)
     prof.set_defaults(func=cmd_profile)

@@ -17,9 +17,10 @@ Two things a stage reads are invisible to DVC's own params/deps tracking:
    changed. A missing folder gives an empty folder too: the download stage then stops with
    the message naming it (arkbench.data.download.check_local_dir).
 
-The stage depends on params.yaml only, imports only the standard library and PyYAML
-(~0.2 s; it lives outside arkbench.data so `datasets` is not imported) and rewrites a
-file only when its content changes. Its output is not cached (``cache: false``): it is
+The stage depends on params.yaml only, imports only PyYAML and arkbench.config (whose
+merge, ``<section>.profiles.<profile>`` over the section, it shares with every stage; ~0.4 s;
+it lives outside arkbench.data so `datasets` is not imported) and rewrites a file only when
+its content changes. A bad profile name stops it with the message naming the key. Its output is not cached (``cache: false``): it is
 re-derived in 0.2 s, and DVC must never move the linked data folder into its cache.
 """
 from __future__ import annotations
@@ -32,24 +33,17 @@ from typing import Any
 GLOBAL_KEYS = ("profile", "seed", "profiles", "vars")
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def section_names(raw: dict[str, Any]) -> list[str]:
     return [k for k in raw if k not in GLOBAL_KEYS and isinstance(raw[k], dict)]
 
 
-def effective_section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    """Section `name` with the active profile's overrides merged (the values its stage runs
-    on; arkbench.config validates them when the stage starts)."""
-    profile = raw.get("profile", "smoke")
-    base = raw.get(name) or {}
-    over = ((raw.get("profiles") or {}).get(profile) or {}).get(name) or {}
-    return _merge(base, over) if isinstance(over, dict) else base
+def effective_section(raw: dict[str, Any], name: str, profile: str | None = None) -> dict[str, Any]:
+    """Section `name` with `profile`'s overrides (default: the active profile) merged: the values
+    its stage runs on. One implementation: arkbench.config.effective_section (which also checks the
+    profile names); arkbench.config validates the values when the stage starts."""
+    from arkbench.config import effective_section as merge
+
+    return merge(raw, name, profile if profile is not None else raw.get("profile", "smoke"))
 
 
 def reads_local(download: dict[str, Any]) -> bool:
@@ -98,9 +92,10 @@ def _write_if_changed(path: Path, obj: Any) -> None:
 
 def run(params_file: str = "params.yaml", out_dir: str = "data/resolved") -> dict[str, Any]:
     """Write params/<section>.json for every section (dropping stale ones) and the `local` link."""
-    import yaml
+    from arkbench.config import globals_, read_params
 
-    raw = yaml.load(Path(params_file).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    raw = read_params(params_file)
+    globals_(raw, params_file)   # the active profile is one of the declared `profiles`
     out = Path(out_dir)
     names = section_names(raw)
     for name in names:

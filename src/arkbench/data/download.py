@@ -57,9 +57,9 @@ class DownloadParams(Section):
     """Share of the pool each carved evaluation split gets."""
     eval_fraction_for: dict[str, float] = Field(default_factory=dict)
     """Per-task `eval_fraction` (e.g. SQuAD's 12 local articles: 0.25 -> 3 whole articles)."""
-    embedded_train_size: PositiveInt = 400
+    embedded_train_size: PositiveInt = 300
     """source=embedded: rows generated for each training split."""
-    embedded_eval_size: PositiveInt = 200
+    embedded_eval_size: PositiveInt = 100
     """source=embedded: rows generated for each evaluation split."""
     seed: int = 0
     """Data seed (generation, carving, capping). Separate from the global seed so that

@@ -551,6 +551,14 @@ GENERATORS: dict[str, Callable[[random.Random, int, str, int, TaskSpec], Rows]] 
 }
 
 
+def register_generator(name: str, fn: Callable) -> Callable:
+    """Add a generator ``fn(rng, n, split, seed, spec) -> rows`` (a paper's task module)."""
+    if name in GENERATORS and GENERATORS[name] is not fn:
+        raise ValueError(f"embedded generator {name!r} registered twice")
+    GENERATORS[name] = fn
+    return fn
+
+
 def generate(spec: TaskSpec, sizes: dict[str, int], seed: int) -> dict[str, Rows]:
     """Rows for each split of `spec`: ``sizes[split]`` rows from stream (seed, task, split)."""
     gen = GENERATORS[spec.embedded]

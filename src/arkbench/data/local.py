@@ -365,6 +365,14 @@ READERS: dict[str, Callable[[TaskSpec, LocalSource, Path, Report], dict[str, Row
 }
 
 
+def register_reader(name: str, fn: Callable) -> Callable:
+    """Add a reader ``fn(spec, src, folder, report) -> {raw split: rows}`` (a paper's task module)."""
+    if name in READERS and READERS[name] is not fn:
+        raise ValueError(f"local reader {name!r} registered twice")
+    READERS[name] = fn
+    return fn
+
+
 def read_local(spec: TaskSpec, root: str | Path, bad_lines: str | None = None) -> tuple[dict[str, Rows], Report]:
     """Raw splits of `spec` from the original layout under `root`."""
     if spec.local is None:

@@ -12,7 +12,11 @@ names in the same order), whatever the source:
   :mod:`arkbench.data.hub`.
 
 Adding a task is adding one entry to ``_ENTRIES`` below: a schema, a generator name,
-a local layout and a hub id. No code path is task-specific.
+a local layout and a hub id. No code path is task-specific. A paper adds its own tasks
+from its package: a module listed in its manifest's ``tasks`` calls
+:func:`register_task` (and ``arkbench.data.embedded.register_generator`` /
+``arkbench.data.local.register_reader`` for new generators or layouts); the registry
+imports those modules when it loads (import from ``arkbench.data.registry`` there).
 """
 from __future__ import annotations
 
@@ -375,9 +379,27 @@ class UnknownTaskError(KeyError, ValueError):
         return str(self.args[0])
 
 
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a task to the registry (from a paper's `tasks` module); a different spec under a
+    name already taken is an error naming it."""
+    if spec.name in TASKS and TASKS[spec.name] != spec:
+        raise ValueError(f"task {spec.name!r} is registered twice with different specs")
+    TASKS[spec.name] = spec
+    return spec
+
+
 def get_task(name: str) -> TaskSpec:
     """The spec of task `name`; a clear error lists the known names otherwise."""
     try:
         return TASKS[name]
     except KeyError:
         raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+def _import_paper_tasks() -> None:
+    from ..papers import import_tasks   # every paper's manifest `tasks` modules
+
+    import_tasks()
+
+
+_import_paper_tasks()

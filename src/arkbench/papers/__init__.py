@@ -67,8 +67,8 @@ class Paper:
             rows = self.load_claims()["claims"]
         except Exception:  # noqa: BLE001 - a broken claims file is reported by the report stage
             rows = []
-        lines = [self.title, "", "Claims tested:"] + [f"- {r.get('id')}: {r.get('text')}" for r in rows
-                                                       if isinstance(r, dict)]
+        lines = [self.title, "", "Claims tested here:"] + [f"- {r.get('text', r.get('id', ''))}" for r in rows
+                                                            if isinstance(r, dict)]
         return "\n".join(lines if rows else lines[:1])
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from ..outputs import not_run_reason
 from . import criteria
 
-CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
-PAPERS = ("oversmoothing", "sparsebert", "autobert_zero", "zerogen", "captioning")
+CLAIMS_FILE = Path(__file__).with_name("claims.yaml")   # row format + the Transformer core
 VERDICTS = ("pass", "fail", "not run", "inconclusive", "needs profile")
 # Which profile can decide what: a claim row's `decided_by` names the least profile whose
 # data and model can decide it. Under a lower profile its criterion is still computed
@@ -20,8 +20,23 @@ VERDICTS = ("pass", "fail", "not run", "inconclusive", "needs profile")
 PROFILE_RANK = {"smoke": 0, "cpu": 1, "small": 2, "paper": 3}
 
 
+def __getattr__(name: str):
+    if name == "PAPERS":   # the discovered papers, at the time of asking (arkbench.papers)
+        from ..papers import papers
+
+        return tuple(papers())
+    raise AttributeError(name)
+
+
 def load_claims(path: str | Path | None = None) -> dict[str, Any]:
-    return yaml.safe_load(Path(path or CLAIMS_FILE).read_text()) or {}
+    """The claims document: `core` from the registry file, `papers` from every paper's own
+    claims file (found through its manifest). A file that has its own `papers` keeps them."""
+    from ..papers import papers
+
+    doc = yaml.safe_load(Path(path or CLAIMS_FILE).read_text()) or {}
+    if "papers" not in doc:
+        doc["papers"] = {name: p.load_claims() for name, p in papers().items()}
+    return doc
 
 
 def validate_claims(doc: dict[str, Any]) -> list[str]:
@@ -30,13 +45,16 @@ def validate_claims(doc: dict[str, Any]) -> list[str]:
     papers = doc.get("papers")
     if not isinstance(papers, dict):
         return ["top-level 'papers' mapping missing"]
-    for name in PAPERS:
+    from ..papers import papers as discovered
+
+    for name, paper in discovered().items():
         if name not in papers:
-            problems.append(f"paper {name!r} missing")
+            problems.append(f"paper {name!r} missing (expected its claims in {paper.claims_file()})")
     seen: set[str] = set()
     for pname, paper in papers.items():
         if not isinstance(paper, dict) or not isinstance(paper.get("claims"), list) or not paper["claims"]:
-            problems.append(f"{pname}: needs a non-empty 'claims' list")
+            where = f" ({paper['file']})" if isinstance(paper, dict) and paper.get("file") else ""
+            problems.append(f"{pname}{where}: needs a non-empty 'claims' list")
             continue
         if not paper.get("title"):
             problems.append(f"{pname}: needs a 'title'")
@@ -124,8 +142,15 @@ class _Files:
             elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
                 node = node[int(part)]
             else:
+                reason = not_run_reason(node)   # the stage recorded this part as "not run" (arkbench.outputs)
+                if reason:
+                    raise NotRun(f"{rel}: {reason}")
                 raise criteria.Inconclusive(f"key {key!r} not in {rel}")
         return node
+
+
+class NotRun(criteria.Inconclusive):
+    """The number sits under a {"status": "not run: ..."} record."""
 
 
 @dataclass
@@ -221,6 +246,8 @@ def evaluate_claims(doc: dict[str, Any], root: str | Path = ".", profile: str = 
                 for name, v in crit.items():
                     if criteria.is_ref(v):
                         res.extra[name] = _jsonable(resolve(v))
+            except NotRun as e:
+                res.verdict, res.reason = "not run", str(e)
             except criteria.Inconclusive as e:
                 res.verdict, res.reason = "inconclusive", str(e)
     return out

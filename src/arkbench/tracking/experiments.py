@@ -1,30 +1,27 @@
-"""Which MLflow experiment a stage's runs go to.
+"""Which MLflow experiment a stage's runs go to, and what it is about.
 
-One experiment per paper / area. The mapping is data: a params section maps to
-the experiment of the longest key in :data:`EXPERIMENTS` it starts with
-(``oversmoothing_theory`` -> ``arkbench/oversmoothing``). A section's module may
-override it by defining ``MLFLOW_EXPERIMENT = "arkbench/..."`` next to its
+One experiment per paper / area. A paper's sections go to the experiment its manifest
+names (``arkbench.papers``: ``oversmoothing_theory`` -> ``arkbench/oversmoothing``),
+described by the paper's title and the claims it tests. Core sections map to the
+experiment of the longest key in :data:`EXPERIMENTS` they start with; a section named
+after a paper (``zerogen_generate``) goes to that paper's. A section's module may
+override either by defining ``MLFLOW_EXPERIMENT = "arkbench/..."`` next to its
 ``@section`` schema.
 """
 from __future__ import annotations
 
 import sys
 
-EXPERIMENTS: dict[str, str] = {
+EXPERIMENTS: dict[str, str] = {   # core areas; papers come from their manifests
     "download": "arkbench/core",
     "pretrain": "arkbench/core",
     "finetune": "arkbench/core",
-    "oversmoothing": "arkbench/oversmoothing",
-    "sparsebert": "arkbench/sparsebert",
-    "autobert_zero": "arkbench/autobert_zero",
-    "zerogen": "arkbench/zerogen",
-    "captioning": "arkbench/captioning",
     "report": "arkbench/report",
 }
 FALLBACK_EXPERIMENT = "arkbench/misc"
 
-# Descriptions of experiments that are not a paper's (a paper's comes from its title and
-# claims in src/arkbench/report/claims.yaml, see experiment_description).
+# Descriptions of experiments that are not a paper's (a paper's comes from its manifest:
+# its title and the claims in its claims.yaml, see experiment_description).
 DESCRIPTIONS: dict[str, str] = {
     "arkbench/core": ("Shared pipeline of the benchmark: data download, MLM pre-training of the encoder "
                       "variants, GLUE / SQuAD fine-tuning of our encoders and of a real checkpoint "
@@ -49,21 +46,12 @@ def experiment_description(name: str) -> str:
     """What the experiment is about: the paper's title and the claims it tests, or DESCRIPTIONS[name]."""
     if name in DESCRIPTIONS:
         return DESCRIPTIONS[name]
-    key = name.split("/", 1)[-1]
-    try:
-        from pathlib import Path
+    from ..papers import papers
 
-        import yaml
-
-        claims = yaml.safe_load((Path(__file__).resolve().parents[1] / "report" / "claims.yaml").read_text())
-        paper = (claims.get("papers") or {}).get(key) or {}
-    except (OSError, ValueError, AttributeError):
-        paper = {}
-    if not paper:
-        return f"arkbench experiment {name}"
-    lines = [f"{paper.get('title', key)}", "", "Claims tested here:"]
-    lines += [f"- {c.get('text', c.get('id', ''))}" for c in paper.get("claims") or []]
-    return "\n".join(lines)
+    for p in papers().values():
+        if p.experiment_name == name:
+            return p.experiment_description()
+    return f"arkbench experiment {name}"
 
 
 def experiment_for(section: str, stage: str | None = None) -> str:
@@ -71,6 +59,15 @@ def experiment_for(section: str, stage: str | None = None) -> str:
     override = _module_override(section)
     if override:
         return override
+    from ..papers import paper_for_section, papers
+
+    paper = paper_for_section(section)
+    if paper is not None:
+        return paper.experiment_name
+    for name in (section, (stage or "").split("@")[0]):   # a section named after its paper
+        hits = [p for p in papers().values() if name == p.name or name.startswith(p.name + "_")]
+        if hits:
+            return max(hits, key=lambda p: len(p.name)).experiment_name
     for name in (section, (stage or "").split("@")[0]):
         keys = [k for k in EXPERIMENTS if name == k or name.startswith(k)]
         if keys:

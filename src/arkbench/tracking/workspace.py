@@ -88,7 +88,10 @@ def dvc_stage_hash(stage: str, lock_file: str | os.PathLike = "dvc.lock") -> str
 
 def data_source(raw_params: dict[str, Any], profile: str) -> str:
     """``download.source`` with the active profile's override applied."""
-    base = (raw_params.get("download") or {}).get("source")
-    prof = ((raw_params.get("profiles") or {}).get(profile) or {}).get("download") or {}
-    value = prof.get("source", base) if isinstance(prof, dict) else base
+    from ..config import ParamsError, effective_section
+
+    try:
+        value = effective_section(raw_params, "download", profile).get("source")
+    except ParamsError:
+        value = None
     return str(value) if value is not None else "unknown"

@@ -44,6 +44,7 @@ from pydantic import Field, field_validator, model_validator
 from ..config import Section, section
 from ..progress import progress
 from ..models.heads import training_loss
+from .hparams import FinetuneHP
 from . import distributed as dist_utils
 from . import glue as glue_data
 from . import squad as squad_data
@@ -56,36 +57,6 @@ SUPPORTED_PROBLEMS = ("classification", "regression", "span")
 
 
 # ------------------------------------------------------------------------ params
-class FinetuneHP(Section):
-    """Hyper-parameters of one fine-tuning run (one task, one seed)."""
-
-    lr: float = Field(2e-5, gt=0)                      # peak learning rate (BERT: 2e-5..5e-5)
-    batch_size: int = Field(32, ge=1)                  # per process; x world size under DDP
-    eval_batch_size: int = Field(64, ge=1)
-    epochs: float = Field(3.0, gt=0)                   # used when max_steps == 0
-    max_steps: int = Field(0, ge=0)                    # > 0: train exactly this many optimiser steps
-    grad_accum: int = Field(1, ge=1)                   # micro-batches per optimiser step
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)       # share of steps with linear warm-up
-    weight_decay: float = Field(0.01, ge=0)
-    adam_eps: float = Field(1e-6, gt=0)
-    max_grad_norm: float = Field(1.0, ge=0)            # 0 = no clipping
-    max_seq_len: int = Field(128, ge=8)
-    classifier_dropout: float | None = Field(None, ge=0, le=1)   # None = the encoder's dropout
-    pooling: Literal["cls", "mean"] = "cls"   # sentence head input: BERT's [CLS] pooler or the token mean
-    group_by_length: bool = False                      # length-grouped training batches (less padding)
-    # extractive QA
-    doc_stride: int = Field(32, ge=1)                  # context tokens shared by consecutive windows (BERT @384: 128)
-    max_query_len: int = Field(64, ge=1)
-    n_best: int = Field(20, ge=1)
-    max_answer_length: int = Field(30, ge=1)
-    null_threshold: float = 0.0                        # v2: predict "" if null - best > this
-    # data budget (None = all)
-    max_train_examples: int | None = Field(None, ge=1)
-    max_eval_examples: int | None = Field(None, ge=1)
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"   # autocast on GPU only; CPU is fp32
-    log_every: int = Field(50, ge=1)
-
-
 def _span_tasks() -> list[str]:
     from ..data.registry import TASKS
 
@@ -114,7 +85,7 @@ class FinetuneParams(Section):
     data_root: str = "data/tasks"
     fusion: str = "last"
     fusion_kwargs: dict[str, Any] = Field(default_factory=dict)
-    hp: FinetuneHP = Field(default_factory=FinetuneHP)
+    hp: FinetuneHP                                           # required: params.yaml sets every profile's recipe
     task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # applied after task_overrides
 

@@ -197,6 +197,7 @@ def load_proxy(model_dir: str):
 # =========================================================================== search
 @section("autobert_search")
 class SearchParams(_Dirs):
+    plots_dir: str = "plots/autobert_zero/search"   # defaults = params.yaml (smoke)
     strategies: list[Literal["op", "regularized", "random"]] = Field(
         default_factory=lambda: ["op", "regularized", "random"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -402,9 +403,10 @@ def _cores(executor: dict) -> int:
 # =========================================================================== ranking
 @section("autobert_ranking")
 class RankingParams(_Dirs):
+    plots_dir: str = "plots/autobert_zero/ranking"
     candidates: int = Field(6, ge=3)
-    proxy_steps: int = Field(10, ge=1)
-    reference_steps: int = Field(40, ge=1)
+    proxy_steps: int = Field(8, ge=1)
+    reference_steps: int = Field(32, ge=1)
     seed: int = 0
 
 
@@ -440,18 +442,19 @@ def run_ranking(p: RankingParams, ctx) -> dict[str, Any]:
 # =========================================================================== final comparison
 @section("autobert_final")
 class FinalParams(_Dirs):
+    plots_dir: str = "plots/autobert_zero/final"
     model: dict[str, Any] = Field(default_factory=lambda: dict(
         hidden_size=32, num_heads=2, intermediate_size=64, max_position_embeddings=64))
-    pretrain_steps: int = Field(40, ge=1)
+    pretrain_steps: int = Field(10, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)
     tasks: list[Literal["mrpc", "rte"]] = Field(default_factory=lambda: ["mrpc"], min_length=1)
     task_source: Literal["embedded", "local"] = "embedded"
     local_dir: str = "../shared/data"
-    max_train_rows: int | None = Field(400, ge=8)
-    max_dev_rows: int | None = Field(200, ge=8)
+    max_train_rows: int | None = Field(200, ge=8)
+    max_dev_rows: int | None = Field(100, ge=8)
     max_length: int = Field(64, ge=8)
-    finetune_steps: int = Field(30, ge=1)
+    finetune_steps: int = Field(10, ge=1)
     finetune_lr: float = Field(1e-3, gt=0)
     finetune_batch_size: int = Field(16, ge=1)
     finetune_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)

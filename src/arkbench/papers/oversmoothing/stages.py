@@ -18,13 +18,14 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from arkbench.config import Section, section
 from arkbench.errors import DataMissingError, read_json
 from arkbench.tracking.datasets import log_inputs, prepared_inputs, rows_inputs
 from arkbench.progress import progress
 from arkbench.outputs import not_run, pyplot, save_figure, write_csv, write_json
+from arkbench.training.hparams import FinetuneHP
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +33,22 @@ FUSION_NAMES = ("last", "concat", "max", "gate")
 
 
 # --------------------------------------------------------------------------- params
+# Defaults equal params.yaml's smoke values (tests/test_papers.py checks it).
 class _RealData(Section):
-    source: Literal["local", "embedded", "hub"] = "local"
+    source: Literal["local", "embedded", "hub"] = "embedded"
     local_dir: str = "../shared/data"
-    fallback_source: Literal["embedded", "none"] = "embedded"
+    fallback_source: Literal["embedded", "none"] = "none"
     data_seed: int = 0
-    plots_dir: str = "plots/oversmoothing"
+    plots_dir: str
     metrics_dir: str = "metrics/oversmoothing"
 
 
 @section("oversmoothing_similarity")
 class SimilarityParams(_RealData):
-    models: list[str] = Field(default_factory=lambda: ["minilm"])
+    models: list[str] = Field(default_factory=lambda: ["minilm", "models/pretrain/bert"])
     tasks: list[str] = Field(default_factory=lambda: ["stsb", "cola", "squad"])
-    n_sentences: int = Field(128, ge=2)
+    plots_dir: str = "plots/oversmoothing/similarity"
+    n_sentences: int = Field(64, ge=2)
     max_length: int = Field(128, ge=8)
     batch_size: int = Field(32, ge=1)
     bounds: bool = True
@@ -54,6 +57,7 @@ class SimilarityParams(_RealData):
 @section("oversmoothing_probe")
 class ProbeParams(_RealData):
     models: list[str] = Field(default_factory=lambda: ["minilm"])
+    plots_dir: str = "plots/oversmoothing/probe"
     task: str = "sst2"
     n_train: int = Field(1000, ge=10)
     n_test: int = Field(500, ge=10)
@@ -76,7 +80,7 @@ class TheoryParams(Section):
     n_tokens: int = Field(32, ge=2)
     batch: int = Field(8, ge=1)
     seed: int = 0
-    plots_dir: str = "plots/oversmoothing"
+    plots_dir: str = "plots/oversmoothing/theory"
     metrics_dir: str = "metrics/oversmoothing"
 
 
@@ -84,16 +88,16 @@ class TheoryParams(Section):
 class FusionParams(Section):
     matrix_keys = ("tasks",)   # dvc.yaml foreach list
     init: str = "models/pretrain/bert"
-    tasks: list[str] = Field(default_factory=lambda: ["cola", "stsb", "squad"])
+    tasks: list[str] = Field(default_factory=lambda: ["cola", "sst2", "stsb"])
     fusions: list[str] = Field(default_factory=lambda: list(FUSION_NAMES))
     fusion_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
     data_root: str = "data/tasks"
-    hp: dict[str, Any] = Field(default_factory=dict)
-    task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    hp: FinetuneHP                  # every task's recipe (required: params.yaml sets it per profile)
+    task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # FinetuneHP keys per task
     analysis_batches: int = Field(4, ge=1)
     baseline: str = "last"
-    plots_dir: str = "plots/oversmoothing"
+    plots_dir: str = "plots/oversmoothing/fusion"
     metrics_dir: str = "metrics/oversmoothing"
 
     @field_validator("fusions")
@@ -107,10 +111,20 @@ class FusionParams(Section):
             raise ValueError(f"unknown fusion(s) {bad}; known: {sorted(FUSIONS)}")
         return v
 
-    def hp_for(self, task: str):
-        from arkbench.training.finetune import FinetuneHP
+    @model_validator(mode="after")
+    def _typed_overrides(self):
+        for t, over in self.task_overrides.items():   # a typo here fails `arkbench params check`
+            try:
+                self.hp_for(t)
+            except ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(x) for x in err["loc"])
+                raise ValueError(f"task_overrides.{t}.{loc} = {err.get('input')!r}: {err['msg']}") from None
+        return self
 
-        return FinetuneHP.model_validate({**self.hp, **self.task_overrides.get(task, {})})
+    def hp_for(self, task: str) -> FinetuneHP:
+        return FinetuneHP.model_validate({**self.hp.model_dump(exclude_unset=True),
+                                          **self.task_overrides.get(task, {})})
 
 
 # --------------------------------------------------------------------------- helpers

@@ -85,7 +85,7 @@ class PlmParams(Section):
     """Prepare every PLM the other stages name: train tiny LMs, de-quantise SmolLM2 once."""
 
     plms: list[str] = Field(default_factory=lambda: ["tiny"])   # names in `tiny` (trained here) | smollm2 | hub ids
-    tiny: dict[str, TinyLM] = Field(default_factory=lambda: {"tiny": TinyLM()})
+    tiny: dict[str, TinyLM]                                      # name -> its size (params.yaml sets them)
     out_dir: str = "models/zerogen/plm"
     local_dir: str = "../shared/data"
 
@@ -150,9 +150,9 @@ class SynthesizeParams(Section):
     plm: str = "tiny"
     plm_dir: str = "models/zerogen/plm"
     seed: int = 42                                # ZeroGen's sampling seed
-    synth: SynthConfig = Field(default_factory=SynthConfig)
+    synth: SynthConfig                                           # required: params.yaml sets every profile's sizes
     set_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # per set, merged over synth
-    data: DataParams = Field(default_factory=DataParams)
+    data: DataParams                                             # required: params.yaml sets the gold data's source
     out_dir: str = "data/zerogen/synthetic"
     samples_logged: int = Field(50, ge=0)         # rows in the MLflow sample table
 
@@ -231,9 +231,9 @@ class TrainParams(Section):
     tasks: list[str] = Field(default_factory=lambda: ["sst2", "rotten_tomatoes", "rte"])   # dvc matrix
     models: list[Literal["lstm", "minilm"]] = Field(default_factory=lambda: ["lstm"])
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
-    tam: TamConfig = Field(default_factory=TamConfig)
+    tam: TamConfig                                               # required: params.yaml sets every profile's TAM
     model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # lstm/minilm -> TamConfig keys
-    data: DataParams = Field(default_factory=DataParams)
+    data: DataParams                                             # required: params.yaml sets the gold data's source
     synthetic_dir: str = "data/zerogen/synthetic"
     supervised: bool = True
     prompting: bool = True
@@ -359,17 +359,17 @@ def _default_sweep() -> list[SweepPoint]:
 @section("zerogen_analysis")
 class AnalysisParams(Section):
     task: str = "sst2"                              # the task of all three analyses
-    size_fractions: list[float] = Field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])
+    size_fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
     sweep: list[SweepPoint] = Field(default_factory=_default_sweep)   # ordered from least to most random
-    sweep_synth: SynthConfig = Field(default_factory=lambda: SynthConfig(n_contexts=8, per_label=2))
+    sweep_synth: SynthConfig                                     # required: params.yaml sets the sweep's sizes
     oracle: Literal["lstm", "minilm"] = "lstm"      # correctness oracle, trained on gold train (spec: RoBERTa-large)
     plm_small: str | None = None                    # PLM-size comparison: the smaller generator (None = skip)
     plm: str = "tiny"                               # the generator of the main synthetic set
     plm_dir: str = "models/zerogen/plm"
     synthetic_dir: str = "data/zerogen/synthetic"
     seed: int = 42
-    tam: TamConfig = Field(default_factory=TamConfig)
-    data: DataParams = Field(default_factory=DataParams)
+    tam: TamConfig                                               # required: params.yaml sets every profile's TAM
+    data: DataParams                                             # required: params.yaml sets the gold data's source
     self_bleu_sample: int = Field(1000, ge=2)
 
     @field_validator("size_fractions")
