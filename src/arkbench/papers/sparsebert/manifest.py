@@ -5,7 +5,10 @@ PAPER = Paper(
     name="sparsebert",
     title="SparseBERT: Rethinking the Importance Analysis in Self-attention (Shi et al., ICML 2021)",
     spec="/work/shared/papers/bert_variants.md §2",
-    sections={},   # params sections are registered by arkbench.papers.sparsebert.stages (wired in config)
+    sections={     # params section -> module registering its @section schema (arkbench.papers discovery)
+        "sparsebert_grid": "arkbench.papers.sparsebert.stages",
+        "sparsebert_summary": "arkbench.papers.sparsebert.stages",
+    },
     plugins=("arkbench.papers.sparsebert.masks",),   # registers the sparse_pattern / dam_u / dam_s biases
     experiment="arkbench/sparsebert",
 )
