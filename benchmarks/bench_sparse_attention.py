@@ -155,7 +155,8 @@ def main() -> None:
         print("training step (fwd + bwd):" if train else "inference (fwd only):")
         for n in ("dense", "additive", "block", "flex"):
             if (n, train) in med:
-                print(f"  {n:9s} {med[(n, train)]:9.1f} ms   dense/{n} = {med[('dense', train)] / med[(n, train)]:.2f}x")
+                ratio = med[("dense", train)] / med[(n, train)]
+                print(f"  {n:9s} {med[(n, train)]:9.1f} ms   dense/{n} = {ratio:.2f}x")
     sparse_train = "flex" if flex_train else "additive"
     print(f"SparseBERT training path: {sparse_train} -> dense/{sparse_train} = "
           f"{med[('dense', True)] / med[(sparse_train, True)]:.2f}x (goal >= 2x); "

@@ -80,6 +80,7 @@ HAND = [
 
 @pytest.mark.parametrize("name,params,kept", HAND, ids=[h[0] for h in HAND])
 def test_pattern_sparsity_matches_hand_count(name, params, kept):
+    """Switched off (fixed without its symmetric half) the fixed case counts 40, not 46, and fails."""
     m = P.build_pattern(name, 8, **params)
     assert m.shape == (8, 8) and m.dtype == torch.bool
     assert int(m.sum()) == kept
@@ -300,7 +301,8 @@ def test_grid_family_runs_both_stages_and_summarises(tmp_path):
     from arkbench.errors import read_json
     from arkbench.models import from_pretrained
     from arkbench.papers.sparsebert.grid import run_family
-    from arkbench.papers.sparsebert.stages import GridParams, SummaryParams, run_summary
+    from arkbench.papers.sparsebert.stages import GridParams
+    from arkbench.papers.sparsebert.summary import SummaryParams, run_summary
     from arkbench.tokenization import load_tokenizer
 
     p = GridParams(model=dict(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
@@ -375,3 +377,23 @@ def test_grid_params_name_the_bad_key():
         GridParams(pretrain={"seq_len": 64})
     with pytest.raises(ValidationError, match="families"):
         GridParams(families=["dam_x"])
+
+
+def test_benchmark_block_gather_equals_the_masked_softmax():
+    """The benchmark's block-gather backend computes the same attention as SDPA with the additive
+    mask (so its timing compares like with like)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sparse_attention.py"
+    spec = importlib.util.spec_from_file_location("bench_sparse_attention", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    allowed = bench.band(64, 5)
+    attn, frac = bench.block_gather_attention(allowed, 16)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 64, 8, generator=g) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=torch.zeros(64, 64).masked_fill(~allowed, float("-inf")))
+    torch.testing.assert_close(attn(q, k, v), ref, rtol=1e-5, atol=1e-6)
+    assert frac == 0.75                                   # 3 of 4 key blocks per query block

@@ -7,7 +7,7 @@ PAPER = Paper(
     spec="/work/shared/papers/bert_variants.md §2",
     sections={     # params section -> module registering its @section schema (arkbench.papers discovery)
         "sparsebert_grid": "arkbench.papers.sparsebert.stages",
-        "sparsebert_summary": "arkbench.papers.sparsebert.stages",
+        "sparsebert_summary": "arkbench.papers.sparsebert.summary",
     },
     plugins=("arkbench.papers.sparsebert.masks",),   # registers the sparse_pattern / dam_u / dam_s biases
     experiment="arkbench/sparsebert",

@@ -4,8 +4,7 @@
                         baselines (dense, no_diagonal) | patterns (six fixed) | dam_u | dam_s (one per lambda)
                         -> models/sparsebert/<family>/ (models, masks/ learned masks, tokenizer/),
                            plots/sparsebert/<family>/ (heat maps), metrics/sparsebert/grid/<family>.json
-    sparsebert_summary  stages/sparsebert_summary.py             the table in the paper's layout + the
-                        numbers of the report's claims (metrics/sparsebert/*.json)
+    sparsebert_summary  summary.py (its own module: the summary stage loads no model code)
 
 Pre-training reads the prepared corpus (the download stage: generated text in smoke,
 WikiText-2 under cpu) and fine-tunes the prepared GLUE tasks.
@@ -130,16 +129,6 @@ class GridParams(Section):
         return FinetuneHP.model_validate({**self.hp, **self.task_overrides.get(task, {})})
 
 
-@section("sparsebert_summary")
-class SummaryParams(Section):
-    grid_metrics: str = "metrics/sparsebert/grid"
-    families: list[str] = Field(default_factory=lambda: ["baselines", "patterns", "dam_u", "dam_s"])
-    tasks: list[str] = Field(default_factory=lambda: ["rte"])
-    headline_lambda: str = "1e-04"
-    metrics_dir: str = "metrics/sparsebert"
-    plots_dir: str = "plots/sparsebert/summary"
-
-
 def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, Any]:
     from arkbench.tokenization import load_tokenizer
     from arkbench.training.pretrain import load_corpus
@@ -170,37 +159,3 @@ def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, An
             ctx.log_artifact(f)
     return {name: {"mlm_loss": v["mlm_loss"], "sparsity": v["sparsity"], "avg": v["avg"]}
             for name, v in res["variants"].items()}
-
-
-def run_summary(p: SummaryParams, ctx=None, **_) -> dict[str, Any]:
-    from arkbench.errors import read_json
-    from arkbench.outputs import not_run, write_csv, write_json
-
-    from .grid import summarise, table_markdown
-
-    fams, missing = {}, []
-    for f in p.families:
-        path = Path(p.grid_metrics) / f"{f}.json"
-        if path.exists():
-            fams[f] = read_json(path)
-        else:
-            missing.append(f)
-    out = Path(p.metrics_dir)
-    if not fams:
-        nr = not_run(f"no grid results under {p.grid_metrics}")
-        for name in ("masks", "lambda_sweep", "dam", "no_diagonal", "table"):
-            write_json(out / f"{name}.json", nr)
-        return nr
-    s = summarise(fams, p.tasks, p.headline_lambda)
-    for name in ("masks", "lambda_sweep", "dam", "no_diagonal"):
-        write_json(out / f"{name}.json", {**s[name], **s["provenance"]} if s[name]
-                   else not_run(f"families missing: {missing}"))
-    write_json(out / "table.json", {"rows": s["rows"], "missing_families": missing, **s["provenance"]})
-    plots = Path(p.plots_dir)
-    write_csv(plots / "table.csv", s["rows"])
-    md = plots / "table.md"
-    md.parent.mkdir(parents=True, exist_ok=True)
-    md.write_text(table_markdown(s))
-    if ctx is not None:
-        ctx.log_artifact(md)
-    return {"rows": len(s["rows"]), "missing_families": missing}
