@@ -116,13 +116,13 @@ class PretrainParams(Section):
     # -- optimisation ----------------------------------------------------------------
     batch_size: int = Field(32, ge=1)         # global sequences per optimizer step
     grad_accum: int = Field(1, ge=1)
-    max_steps: int = Field(300, ge=1)
+    max_steps: int = Field(120, ge=1)
     optimizer: Literal["adamw", "lamb"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = Field(1e-6, gt=0)
-    warmup_steps: int = Field(30, ge=0)
+    warmup_steps: int = Field(12, ge=0)
     schedule: Literal["linear", "polynomial"] = "linear"
     power: float = Field(1.0, gt=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
@@ -130,9 +130,9 @@ class PretrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     # -- bookkeeping -----------------------------------------------------------------
-    checkpoint_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(40, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
-    eval_every: int = Field(100, ge=1)
+    eval_every: int = Field(40, ge=1)
     eval_blocks: int = Field(256, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     log_every: int = Field(10, ge=1)
