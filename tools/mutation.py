@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 # target: (modules to mutate, tests that cover them)
 TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "optim": (["src/arkbench/training/optim.py"], ["tests/test_optim.py"]),
-    "criteria": (["src/arkbench/report/criteria.py"], ["tests/test_report.py"]),
+    "criteria": (["src/arkbench/report/criteria.py"], ["tests/test_report.py", "tests/test_criteria.py"]),
     "measures": (["src/arkbench/papers/oversmoothing/measures.py"],
                  ["tests/test_oversmoothing.py", "tests/test_oversmoothing_analysis.py"]),
     "metrics": (["src/arkbench/metrics/_squad_text.py", "src/arkbench/metrics/__init__.py"],
