@@ -54,8 +54,10 @@ def prepare(target: str, scratch: Path, rev: str | None = None) -> None:
         shutil.copytree(REPO / "src", scratch / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         shutil.copytree(REPO / "tests", scratch / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(REPO / "stages", scratch / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(REPO / "params.yaml", scratch / "params.yaml")
     else:   # e.g. the commit before a test change, for a before/after count
-        tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src", "tests", "stages"], check=True,
+        tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src", "tests", "stages",
+                              "params.yaml"], check=True,
                              capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(scratch)], input=tar, check=True)
     tests = [t for t in tests if (scratch / t).exists()]
@@ -69,7 +71,7 @@ def prepare(target: str, scratch: Path, rev: str | None = None) -> None:
     (scratch / "pyproject.toml").write_text(base + f"""
 [tool.mutmut]
 source_paths = ["src"]
-also_copy = ["stages"]
+also_copy = ["stages", "params.yaml"]   # tests read params.yaml (conftest.REPO = the mutants folder)
 only_mutate = {_toml_list(modules)}
 pytest_add_cli_args_test_selection = {_toml_list(tests)}
 pytest_add_cli_args = {_toml_list(["-p", "no:xdist", "-p", "no:cacheprovider", "-q", "-x", *deselect])}
