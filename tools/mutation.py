@@ -35,7 +35,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "measures": (["src/arkbench/papers/oversmoothing/measures.py"],
                  ["tests/test_oversmoothing.py", "tests/test_oversmoothing_analysis.py"]),
     "metrics": (["src/arkbench/metrics/_squad_text.py", "src/arkbench/metrics/__init__.py"],
-                ["tests/test_metrics.py"]),
+                ["tests/test_metrics.py", "tests/test_metrics_registry.py"]),
 }
 
 SUBPROCESS_TESTS: dict[str, list[str]] = {
