@@ -33,7 +33,8 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "optim": (["src/arkbench/training/optim.py"], ["tests/test_optim.py"]),
     "criteria": (["src/arkbench/report/criteria.py"], ["tests/test_report.py", "tests/test_criteria.py"]),
     "measures": (["src/arkbench/papers/oversmoothing/measures.py"],
-                 ["tests/test_oversmoothing.py", "tests/test_oversmoothing_analysis.py"]),
+                 ["tests/test_oversmoothing.py", "tests/test_oversmoothing_analysis.py",
+                  "tests/test_oversmoothing_measures.py"]),
     "metrics": (["src/arkbench/metrics/_squad_text.py", "src/arkbench/metrics/__init__.py"],
                 ["tests/test_metrics.py", "tests/test_metrics_registry.py"]),
 }
