@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import kendalltau
 from torch import nn
 
 from arkbench.models import EncoderConfig, MaskedLM
@@ -226,6 +225,9 @@ def ranking_study(data: ProxyData, cfg: ProxyConfig, supernet_state: dict, archs
                      "reference_s": ref["eval_s"]})
         if log:
             log({"ranking_done": j + 1}, j + 1)
+    from scipy.stats import kendalltau   # here, not at the top: the plugin import (every stage that builds
+                                         # an encoder) would pay scipy.stats' ~1-3 s import for one function
+
     ref = [r["reference"] for r in rows]
     tau = {}
     for key in ("proxy_scratch", "proxy_biws"):
