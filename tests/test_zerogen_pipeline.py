@@ -135,3 +135,41 @@ def test_params_errors_name_the_key():
         S.TrainParams(tasks=["squad"])
     with pytest.raises(ValueError, match="size_fractions must be increasing"):
         S.AnalysisParams(size_fractions=[0.5, 0.25])
+
+
+def test_every_stage_applies_its_num_threads_first(monkeypatch, repo_root):
+    """Each zerogen stage hands its section's num_threads (smoke: 1, the other profiles: None =
+    torch's default) to set_threads before any work; set_threads sets torch's intra-op threads
+    only when a number is given. Drop the call from one run_* function and this fails."""
+    from arkbench.config import read_params, stage_params
+
+    class Called(Exception):
+        pass
+
+    seen = []
+
+    def fake(n):
+        seen.append(n)
+        raise Called
+
+    raw = read_params(repo_root / "params.yaml")
+    for section, run, matrix in (("zerogen_plm", S.run_plm, {}),
+                                 ("zerogen_synthesize", S.run_synthesize, {"set": "movie"}),
+                                 ("zerogen_train", S.run_train, {"task": "sst2"}),
+                                 ("zerogen_analysis", S.run_analysis, {})):
+        assert raw[section]["num_threads"] == 1                                   # smoke
+        assert all(o.get("num_threads", "absent") is None for o in raw[section]["profiles"].values())
+        p = stage_params(section, repo_root / "params.yaml")
+        monkeypatch.setattr(S, "set_threads", fake)
+        with pytest.raises(Called):
+            run(p, None, **matrix)
+        monkeypatch.undo()
+    assert seen == [1, 1, 1, 1]
+    before = torch.get_num_threads()
+    try:
+        S.set_threads(None)
+        assert torch.get_num_threads() == before
+        S.set_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -66,6 +66,18 @@ def load_gold(task: str, d: DataParams):
     return dd[spec.train_split].to_list(), dd[ev].to_list(), ev
 
 
+def set_threads(n: int | None) -> None:
+    """torch intra-op threads for this stage (None: torch's default, one per core). The smoke
+    profile's models (a 64-wide GPT-2, 64-wide LSTMs) are so small that a second thread costs
+    more in synchronisation than it gains, and it stalls whenever another process (the MLflow
+    worker) holds a core: zerogen_analysis ran in 26 s with 1 thread vs 144 s with 2 on a busy 2-core
+    machine (tracking off, load 5-8, same metrics; 2026-11-30)."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 # ============================================================================ zerogen_plm
 class TinyLM(Section):
     corpus: Literal["smoke", "wikitext"] = "smoke"
@@ -88,6 +100,7 @@ class PlmParams(Section):
     tiny: dict[str, TinyLM]                                      # name -> its size (params.yaml sets them)
     out_dir: str = "models/zerogen/plm"
     local_dir: str = "../shared/data"
+    num_threads: int | None = Field(None, ge=1)   # torch threads (None: one per core); see set_threads
 
     @field_validator("plms")
     @classmethod
@@ -105,6 +118,7 @@ def plm_path(name: str, plm_dir: str) -> str:
 def run_plm(params: PlmParams, ctx) -> dict:
     from . import plm as P
 
+    set_threads(params.num_threads)
     out: dict[str, Any] = {}
     for name in params.plms:
         if name == "smollm2":
@@ -155,6 +169,7 @@ class SynthesizeParams(Section):
     data: DataParams                                             # required: params.yaml sets the gold data's source
     out_dir: str = "data/zerogen/synthetic"
     samples_logged: int = Field(50, ge=0)         # rows in the MLflow sample table
+    num_threads: int | None = Field(None, ge=1)   # torch threads (None: one per core); see set_threads
 
     @field_validator("sets")
     @classmethod
@@ -191,6 +206,7 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
 
     if set not in params.sets:
         raise ValueError(f"set {set!r} is not in zerogen_synthesize.sets {params.sets}")
+    set_threads(params.num_threads)
     cfg = params.synth_for(set)
     model, tok = _load_plm(params.plm, params.plm_dir)
     t0 = time.time()
@@ -241,6 +257,7 @@ class TrainParams(Section):
     plm_dir: str = "models/zerogen/plm"
     prompting_max_eval: int | None = Field(None, ge=1)   # PLM scoring is the slow part on CPU
     poison_gold_train: bool = False                # test hook: shuffle gold train labels (ZeroGen must not move)
+    num_threads: int | None = Field(None, ge=1)   # torch threads (None: one per core); see set_threads
 
     @field_validator("tasks")
     @classmethod
@@ -338,6 +355,7 @@ def run_train(params: TrainParams, ctx, task: str) -> dict:
 
     if task not in params.tasks:
         raise ValueError(f"task {task!r} is not in zerogen_train.tasks {params.tasks}")
+    set_threads(params.num_threads)
     rows, prov = load_synthetic(Path(params.synthetic_dir) / _set_of(task))
     res = train_task(params, task, rows, ctx)
     res["synthetic"] = {"set": prov["set"], "plm": prov["plm"], "rows": prov["rows"]}
@@ -371,6 +389,7 @@ class AnalysisParams(Section):
     tam: TamConfig                                               # required: params.yaml sets every profile's TAM
     data: DataParams                                             # required: params.yaml sets the gold data's source
     self_bleu_sample: int = Field(1000, ge=2)
+    num_threads: int | None = Field(None, ge=1)   # torch threads (None: one per core); see set_threads
 
     @field_validator("size_fractions")
     @classmethod
@@ -387,6 +406,7 @@ def run_analysis(params: AnalysisParams, ctx) -> dict:
     from .synth import load_synthetic
     from .tam import accuracy, fit_and_evaluate, train_lstm
 
+    set_threads(params.num_threads)
     task = T.get_task(params.task)
     n_classes = len(task.labels)
     train_rows, eval_rows, _ = load_gold(task.name, params.data)
