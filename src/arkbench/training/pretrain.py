@@ -114,7 +114,7 @@ class PretrainParams(Section):
     seq_len: int = Field(64, ge=8)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     # -- optimisation ----------------------------------------------------------------
-    batch_size: int = Field(32, ge=1)         # global sequences per optimizer step
+    batch_size: int = Field(16, ge=1)         # global sequences per optimizer step
     grad_accum: int = Field(1, ge=1)
     max_steps: int = Field(120, ge=1)
     optimizer: Literal["adamw", "lamb"] = "adamw"

@@ -96,13 +96,13 @@ class Phase1Params(Section):
     min_count: int = Field(2, ge=1)
     node_min_count: int = Field(1, ge=1)
     max_len: int = Field(16, ge=2)
-    epochs: int = Field(6, ge=1)
+    epochs: int = Field(3, ge=1)
     batch_size: int = Field(50, ge=1)
     lr: float = Field(2e-3, gt=0)
     lr_decay: float = Field(0.8, gt=0, le=1)
     decay_every: int = Field(5, ge=1)
     clip: float = Field(0.1, gt=0)
-    mt_epochs: int = Field(4, ge=0)
+    mt_epochs: int = Field(2, ge=0)
     out_dir: str = PHASE1_DIR
 
 

@@ -48,7 +48,7 @@ class SimilarityParams(_RealData):
     models: list[str] = Field(default_factory=lambda: ["minilm", "models/pretrain/bert"])
     tasks: list[str] = Field(default_factory=lambda: ["stsb", "cola", "squad"])
     plots_dir: str = "plots/oversmoothing/similarity"
-    n_sentences: int = Field(64, ge=2)
+    n_sentences: int = Field(32, ge=2)
     max_length: int = Field(128, ge=8)
     batch_size: int = Field(32, ge=1)
     bounds: bool = True
