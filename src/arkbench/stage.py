@@ -32,11 +32,19 @@ from .utils import atomic_write_text, flatten
 log = logging.getLogger("arkbench")
 
 # Third-party libraries must stay quiet and offline unless the user opts in.
-for _k, _v in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
-               "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
-               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-               "GIT_PYTHON_REFRESH": "quiet"}.items():
-    os.environ.setdefault(_k, _v)
+ENV_DEFAULTS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
+                "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                "GIT_PYTHON_REFRESH": "quiet"}
+
+
+def apply_env_defaults() -> None:
+    """Set ENV_DEFAULTS where the environment does not (at import; again in a warm child, see arkbench.warm)."""
+    for k, v in ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+
+
+apply_env_defaults()
 
 
 @dataclass
