@@ -177,6 +177,15 @@ def test_the_key_follows_code_and_environment(tmp_path):
         str(tmp_path), env, code_roots=[root])
 
 
+def test_sockets_live_in_a_private_folder(tmp_path, monkeypatch):
+    """Another user's (or a world-writable) folder is refused: the stage then runs cold."""
+    monkeypatch.setattr(warm.tempfile, "gettempdir", lambda: str(tmp_path))
+    d = Path(warm.socket_dir())
+    assert d.stat().st_mode & 0o777 == 0o700 and warm.socket_path("k") == str(d / "k.sock")
+    d.chmod(0o777)
+    assert warm.socket_dir() is None and warm.socket_path("k") is None
+
+
 def test_off_switch_and_torchrun_run_cold(site):
     assert not warm.enabled({"ARKBENCH_WARM": "off"})
     assert not warm.enabled({"ARKBENCH_NPROC_PER_NODE": "2"})

@@ -17,7 +17,8 @@ Client (`python -m arkbench.warm SCRIPT ARGS...`; this module imports only the s
      package and of the stage scripts' folder, and the mtime of every sys.path folder
      (pip install changes it). Any change gives another key, so another server: a
      server never runs code older than the files on disk.
-  2. connect to <tmp>/arkbench-warm-<uid>-<key>.sock, send argv, cwd and environment
+  2. connect to <tmp>/arkbench-warm-<uid>/<key>.sock (a folder only this user can enter),
+     send argv, cwd and environment
      plus the file descriptors 0, 1, 2 (SCM_RIGHTS), receive the stage's pid, forward
      SIGINT / SIGTERM / SIGHUP to it, receive its exit status and exit with it.
   3. no server: start one in the background and run the script here, cold
@@ -103,8 +104,30 @@ def fingerprint(cwd: str, env: dict[str, str], code_roots: list[Path] | None = N
     return h.hexdigest()[:24]
 
 
-def socket_path(key: str) -> str:
-    return os.path.join(tempfile.gettempdir(), f"arkbench-warm-{os.getuid()}-{key}.sock")
+def socket_dir() -> str | None:
+    """<tmp>/arkbench-warm-<uid>, a folder only this user can enter (None if it is anyone else's).
+
+    A socket path other users could create first would let them pose as the server and read
+    the environment a client sends; so the sockets live in a 0700 folder owned by this user.
+    """
+    import stat
+
+    d = os.path.join(tempfile.gettempdir(), f"arkbench-warm-{os.getuid()}")
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return d
+
+
+def socket_path(key: str) -> str | None:
+    d = socket_dir()
+    return None if d is None else os.path.join(d, f"{key}.sock")
 
 
 # --------------------------------------------------------------------------- the stage, run
@@ -231,10 +254,13 @@ def main(argv: list[str]) -> int:
         return 2
     if enabled():
         path = socket_path(fingerprint(os.getcwd(), dict(os.environ)))
-        code = _run_warm(path, argv)
-        if code is not None:
-            return code
-        _start_server(path)
+        if path is None:
+            _debug(f"no private folder for the sockets under {tempfile.gettempdir()}: running cold")
+        else:
+            code = _run_warm(path, argv)
+            if code is not None:
+                return code
+            _start_server(path)
     _debug(f"{argv[0]} runs cold")
     code = run_script(argv)
     _finish_like_interpreter(code)
