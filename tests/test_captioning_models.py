@@ -166,3 +166,21 @@ def test_evaluation_images_never_give_training_captions():
     leak = bitext + [{"id": f"{sorted(ev)[0]}#0", "source": "flickr8kcn_zhb", "en": "x", "zh": "y"}]
     with pytest.raises(worlds.DisjointnessError, match="1 evaluation image"):
         worlds.check_disjoint(leak, images)
+
+
+def test_blocked_squared_distances_are_the_one_shot_ones_bit_for_bit():
+    """mmd2's distances come in row blocks (the one-shot [N, N, D] temporary is 3 GB in smoke);
+    they must equal the one-shot formula exactly, duplicate rows (distance 0, which the median
+    bandwidth skips) included, for any block size. A Gram-matrix shortcut (|a|^2 + |b|^2 - 2ab)
+    fails this: its zeros come out as +-1e-13."""
+    import numpy as np
+
+    from arkbench.papers.captioning.evaluate import sq_distances
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(203, 48)) * rng.uniform(0.1, 10, size=48)
+    z[7] = z[150]                                                   # a duplicate pair
+    one_shot = ((z[:, None] - z[None]) ** 2).sum(-1)
+    for block in (1, 5, 64, 500):
+        assert np.array_equal(sq_distances(z, block), one_shot)
+    assert sq_distances(z)[7, 150] == 0.0 and sq_distances(z.astype(np.float32)).dtype == np.float32
