@@ -404,9 +404,9 @@ def _cores(executor: dict) -> int:
 @section("autobert_ranking")
 class RankingParams(_Dirs):
     plots_dir: str = "plots/autobert_zero/ranking"
-    candidates: int = Field(6, ge=3)
+    candidates: int = Field(4, ge=3)
     proxy_steps: int = Field(8, ge=1)
-    reference_steps: int = Field(32, ge=1)
+    reference_steps: int = Field(24, ge=1)
     seed: int = 0
 
 
