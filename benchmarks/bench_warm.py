@@ -66,13 +66,11 @@ def main() -> int:
     env.pop("ARKBENCH_WARM", None)
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     warm = [sys.executable, "-m", "arkbench.warm"]
-    sys.path.insert(0, str(REPO / "src"))
-    from arkbench import warm as w
 
-    sock = Path(w.socket_path(subprocess.run(
+    sock = Path(subprocess.run(
         [sys.executable, "-c", "import os; from arkbench import warm; "
-         "print(warm.fingerprint(os.getcwd(), dict(os.environ)))"],
-        cwd=site, env=env, capture_output=True, text=True, check=True).stdout.strip()))
+         "print(warm.server_socket(os.getcwd(), dict(os.environ)))"],
+        cwd=site, env=env, capture_output=True, text=True, check=True).stdout.strip())
     t = time.perf_counter()
     _run([*warm, f"stages/{names[0]}.py", "--params-file", "params.yaml"], site, env)   # cold; starts the server
     while not sock.exists():

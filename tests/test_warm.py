@@ -39,6 +39,7 @@ PROBE = textwrap.dedent('''
         os.kill(os.getpid(), 15)
     print(json.dumps({"warm": warm_already, "argv": sys.argv, "cwd": os.getcwd(),
                       "probe_env": os.environ.get("ARKBENCH_PROBE"), "path0": sys.path[0],
+                      "omp": os.environ.get("OMP_WAIT_POLICY"),
                       "main": __name__, "file": __file__}))
     print("to stderr", file=sys.stderr)
     sys.exit(int(mode))
@@ -46,7 +47,8 @@ PROBE = textwrap.dedent('''
 
 
 def _env(**over: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARKBENCH_WARM", "PYTEST_XDIST"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ARKBENCH_WARM", "PYTEST_XDIST")) and k != "OMP_WAIT_POLICY"}
     env.update(PYTHONPATH=str(REPO / "src"), ARKBENCH_TRACKING="off", ARKBENCH_WARM_IDLE="30",
                ARKBENCH_PROBE="yes")
     env.update(over)
@@ -67,7 +69,7 @@ def _call(site: Path, *args: str, env: dict | None = None, timeout: float = 120)
 
 def _sock(site: Path, env: dict) -> Path:
     """The socket path the client in `site` computes (same function, same inputs)."""
-    code = "import os; from arkbench import warm; print(warm.socket_path(warm.fingerprint(os.getcwd(), dict(os.environ))))"
+    code = "import os; from arkbench import warm; print(warm.server_socket(os.getcwd(), dict(os.environ)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=site, env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
     return Path(out)
@@ -99,6 +101,7 @@ def test_second_run_is_warm_and_indistinguishable_from_cold(site):
     assert c.pop("warm") is False and h.pop("warm") is True
     assert c == h
     assert h["argv"] == ["stages/probe.py", "3"] and h["main"] == "__main__" and h["probe_env"] == "yes"
+    assert h["omp"] == "PASSIVE"   # set before torch loads, on both paths (arkbench.stage.ENV_DEFAULTS)
     assert Path(h["cwd"]) == site and Path(h["path0"]) == site / "stages"
     assert cold.returncode == hot.returncode == 3
     assert cold.stderr == hot.stderr == "to stderr\n"
@@ -195,6 +198,12 @@ def test_off_switch_and_torchrun_run_cold(site):
     assert json.loads(_call(site, "0", env=env).stdout)["warm"] is False
     time.sleep(1)
     assert not _sock(site, env).exists()   # and no server was started
+
+
+def test_early_env_defaults_agree_with_the_stages():
+    from arkbench.stage import ENV_DEFAULTS
+
+    assert warm.EARLY_ENV_DEFAULTS and all(ENV_DEFAULTS[k] == v for k, v in warm.EARLY_ENV_DEFAULTS.items())
 
 
 def test_preload_reads_the_stage_scripts_imports(tmp_path):

@@ -248,12 +248,23 @@ def _run_warm(path: str, argv: list[str]) -> int | None:
     return int(json.loads(line)["exit"])
 
 
+# set before anything imports torch (a cold run here, the server it starts): see arkbench.stage.ENV_DEFAULTS
+EARLY_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def server_socket(cwd: str, env: dict[str, str]) -> str | None:
+    """The socket of the server a client in `cwd` with environment `env` uses."""
+    return socket_path(fingerprint(cwd, {**EARLY_ENV_DEFAULTS, **env}))
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
+    for k, v in EARLY_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
     if enabled():
-        path = socket_path(fingerprint(os.getcwd(), dict(os.environ)))
+        path = server_socket(os.getcwd(), dict(os.environ))
         if path is None:
             _debug(f"no private folder for the sockets under {tempfile.gettempdir()}: running cold")
         else:
