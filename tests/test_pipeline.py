@@ -39,7 +39,7 @@ def shrink(params: dict) -> dict:
     p["oversmoothing_theory"].update(num_layers=4, batch=2)
     fu = p["oversmoothing_fusion"]
     fu.update(tasks=["rte"], seeds=[0], fusions=["last", "gate"])
-    fu["hp"].update(epochs=1)
+    fu["hp"].update(epochs=1, max_steps=0)   # one pass over the 64 rows (smoke caps the pass at 10 steps)
     p["autobert_supernet"].update(supernet_steps=2)
     p["autobert_supernet"]["proxy"].update(steps=2)
     p["autobert_search"].update(budget=3, population=2, sample_size=1, strategies=["op", "random"])
