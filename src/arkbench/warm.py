@@ -296,7 +296,13 @@ def preload_modules(stages_dir: Path) -> list[str]:
                 names.append(node.module)
     names += ["torch._dynamo",   # imported lazily by the first optimizer or init op: ~2-4 s
               "arkbench.tracking", "arkbench.tracking.worker", "mlflow", "mlflow.entities",
-              "mlflow.store.tracking.sqlalchemy_store", "psutil"]
+              "mlflow.store.tracking.sqlalchemy_store", "psutil",
+              # imported lazily inside the stages' work, never at a stage script's top (seconds each after
+              # everything above, load 5): transformers 1.9 + modeling_utils 4.6 (every tokenizer / HF model),
+              # evaluate 2.2 (every GLUE/SQuAD metric: 25 smoke stages), sklearn 2.6 (probes, captioning's
+              # domain classifier), matplotlib.pyplot 1.8 (every plot), spacy 1.9 (captioning_graphs)
+              "transformers", "transformers.modeling_utils", "evaluate", "sklearn.linear_model",
+              "sklearn.model_selection", "matplotlib.pyplot", "spacy"]
     return list(dict.fromkeys(names))
 
 
