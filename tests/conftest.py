@@ -12,6 +12,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # MLflow system metrics (a sampling thread per run) are off in tests that count metrics;
 # tests/test_tracking_server.py turns them on and checks them
 os.environ.setdefault("ARKBENCH_SYSTEM_METRICS", "off")
+# warm servers that tests' `dvc repro` runs start (arkbench.warm) exit 20 s after their last stage,
+# not 120 s: a test session leaves no server behind for long
+os.environ.setdefault("ARKBENCH_WARM_IDLE", "20")
 
 REPO = Path(__file__).resolve().parents[1]
 
