@@ -280,7 +280,8 @@ def main(argv: list[str]) -> int:
 
 # --------------------------------------------------------------------------- server
 def preload_modules(stages_dir: Path) -> list[str]:
-    """Top-level absolute imports of every stage script, plus what the tracking worker opens."""
+    """Top-level absolute imports of every stage script, what the tracking worker opens, and the
+    libraries stages import lazily inside their work."""
     import ast
 
     names: list[str] = []
@@ -336,8 +337,7 @@ def _child(conn: socket.socket, others: list[socket.socket], fds: list[int], req
             if fd >= 0:
                 os.dup2(fd, target)
                 os.close(fd)
-        for s in (signal.SIGINT,):
-            signal.signal(s, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
         os.chdir(req["cwd"])
