@@ -201,7 +201,7 @@ class SearchParams(_Dirs):
     strategies: list[Literal["op", "regularized", "random"]] = Field(
         default_factory=lambda: ["op", "regularized", "random"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    budget: int = Field(6, ge=2)
+    budget: int = Field(10, ge=2)
     population: int = Field(4, ge=2)
     sample_size: int = Field(2, ge=1)
     parallel: int = Field(2, ge=1)
