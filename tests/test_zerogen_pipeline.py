@@ -131,8 +131,8 @@ def test_premises_are_a_seeded_sample_of_distinct_texts():
 def test_params_errors_name_the_key():
     with pytest.raises(ValueError, match="unknown prompt family 'books'"):
         S.SynthesizeParams(sets=["books"])
-    with pytest.raises(ValueError, match="QA task"):
-        S.TrainParams(tasks=["squad"])
+    with pytest.raises(ValueError, match="unknown ZeroGen task 'nope'"):
+        S.TrainParams(tasks=["nope"])
     with pytest.raises(ValueError, match="size_fractions must be increasing"):
         S.AnalysisParams(size_fractions=[0.5, 0.25])
 

@@ -11,7 +11,9 @@ Text classification / NLI (``cut_text`` then ``keep_text``), in this order:
 QA questions (``cut_question``):
 
     must contain "?" (cut after the first one); discard if it contains the answer
-    (case-insensitive); keep if >= min_words words; exact duplicates within a batch dropped.
+    (case-insensitive); keep if >= min_words words; exact duplicates within a batch dropped;
+    ``one_per_answer``: at most one question per (context, answer), the first kept -- the effect
+    of ZeroGen mutating one example dict for both samples of an input (quirk A.13.4).
 
 PROMPTING answers for QA (``cut_answer``): before the first '"'; else before the first ".";
 else empty.
@@ -38,6 +40,8 @@ class FilterStats:
     contains_answer: int = 0  # QA: question contains the answer
     duplicate: int = 0       # exact duplicate within its batch
     duplicate_global: int = 0  # duplicate of an earlier batch's example (optional de-dup)
+    extra_per_answer: int = 0  # QA: a second question for the same (context, answer) (ZeroGen quirk)
+    too_long: int = 0        # prompt + max_new_tokens exceed the PLM's positions: not generated
     kept: int = 0
     per_label: dict[str, int] = field(default_factory=dict)
 
@@ -152,3 +156,18 @@ def cut_answer(text: str) -> str:
     if "." in text:
         return text[: text.index(".")]
     return ""
+
+
+def one_per_answer(rows: Iterable[dict], stats: FilterStats | None = None) -> list[dict]:
+    """QA: keep the first question of each (C, Y) pair; later ones are counted and dropped."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in rows:
+        key = (r["C"], r["Y"])
+        if key in seen:
+            if stats is not None:
+                stats.extra_per_answer += 1
+            continue
+        seen.add(key)
+        out.append(r)
+    return out

@@ -189,6 +189,25 @@ def smoke_corpus(n: int = 2000, seed: int = 0) -> list[str]:
     return out
 
 
+def smoke_qa_corpus(n: int = 600, seed: int = 0) -> list[str]:
+    """Embedded documents in ZeroGen's QA formats: an article (arkbench's embedded biographies, its
+    own seed stream), then alternately the x2 prompt with an answer and its question, or the
+    PROMPTING template with a question and its answer. Teaches a tiny LM both QA formats."""
+    from ...data import embedded as E
+    from . import tasks as T
+
+    rng = random.Random(f"zerogen-smoke-qa-corpus-{seed}")
+    out: list[str] = []
+    for i in range(n):
+        _, context, facts = E.biography(rng)
+        f = rng.choice([f for f in facts if f["text"] is not None])
+        if i % 2 == 0:
+            out.append(T.QA_X2.replace("<C>", context).replace("<Y>", f["text"]) + f'{f["question"]}"')
+        else:
+            out.append(T.QA_ZS.replace("<C>", context).replace("<X>", f["question"]) + f'{f["text"]}"')
+    return out
+
+
 def wikitext_corpus(local_dir: str | os.PathLike, max_lines: int | None = None) -> list[str]:
     """Non-empty, non-heading lines of WikiText-2 (valid + test files) from the local data folder."""
     root = Path(local_dir) / "wikitext-2"

@@ -25,13 +25,15 @@ from pydantic import Field, field_validator
 from ...config import Section, section
 from ...utils import atomic_write_json, atomic_write_text
 from . import tasks as T
+from .bidaf import BidafConfig
 from .generate import DecodeConfig
 from .synth import SynthConfig
 from .tam import TamConfig
 
 log = logging.getLogger(__name__)
 
-SETS = {"movie": "sst2", "rte": "rte", "qnli": "qnli", "elec": "elec", "yelp": "yelp"}   # prompt family -> task
+SETS = {"movie": "sst2", "rte": "rte", "qnli": "qnli", "elec": "elec", "yelp": "yelp",
+        "qa": "squad"}   # prompt family -> the task whose gold train split gives its contexts
 
 
 def _set_of(task: str) -> str:
@@ -51,6 +53,7 @@ class DataParams(Section):
     max_train: int | None = Field(None, ge=1)     # cap on gold train rows (premises, SUPERVISED)
     max_eval: int | None = Field(None, ge=1)      # cap on gold evaluation rows
     embedded_sizes: tuple[int, int] = (300, 100)
+    eval_fraction_for: dict[str, float] = Field(default_factory=dict)   # data task -> carved eval share
 
 
 def load_gold(task: str, d: DataParams):
@@ -59,9 +62,10 @@ def load_gold(task: str, d: DataParams):
 
     zt = T.get_task(task)
     spec = get_task(zt.data_task)
+    extra = {"eval_fraction": d.eval_fraction_for[zt.data_task]} if zt.data_task in d.eval_fraction_for else {}
     dd, _ = build_task(zt.data_task, d.source, local_dir=d.local_dir, max_examples=d.max_train,
                        max_eval_examples=d.max_eval, seed=d.seed, eval_split=d.eval_split,
-                       embedded_sizes=d.embedded_sizes)
+                       embedded_sizes=d.embedded_sizes, **extra)
     ev = spec.eval_splits[0]
     return dd[spec.train_split].to_list(), dd[ev].to_list(), ev
 
@@ -80,7 +84,7 @@ def set_threads(n: int | None) -> None:
 
 # ============================================================================ zerogen_plm
 class TinyLM(Section):
-    corpus: Literal["smoke", "wikitext"] = "smoke"
+    corpus: Literal["smoke", "smoke_qa", "wikitext"] = "smoke"   # smoke_qa: QA prompts over embedded articles
     vocab_size: int = Field(400, ge=260)
     n_layer: int = Field(2, ge=1)
     n_embd: int = Field(64, ge=8)
@@ -135,7 +139,9 @@ def run_plm(params: PlmParams, ctx) -> dict:
                 tok.save_pretrained(str(tmp))
             out[name] = {"params": P.n_params(model)}
             continue
-        texts = (P.smoke_corpus(cfg.docs, seed=ctx.seed if ctx else 0) if cfg.corpus == "smoke"
+        seed = ctx.seed if ctx else 0
+        texts = (P.smoke_corpus(cfg.docs, seed=seed) if cfg.corpus == "smoke"
+                 else P.smoke_qa_corpus(cfg.docs, seed=seed) if cfg.corpus == "smoke_qa"
                  else P.wikitext_corpus(params.local_dir, cfg.docs or None))
         info = P.train_tiny_lm(texts, Path(params.out_dir) / name, vocab_size=cfg.vocab_size, n_layer=cfg.n_layer,
                                n_embd=cfg.n_embd, n_head=cfg.n_head, seq_len=cfg.seq_len, steps=cfg.steps,
@@ -162,6 +168,7 @@ class SynthesizeParams(Section):
 
     sets: list[str] = Field(default_factory=lambda: ["movie", "rte"])   # prompt families (dvc matrix)
     plm: str = "tiny"
+    plm_for: dict[str, str] = Field(default_factory=dict)       # set -> its generator, overriding `plm`
     plm_dir: str = "models/zerogen/plm"
     seed: int = 42                                # ZeroGen's sampling seed
     synth: SynthConfig                                           # required: params.yaml sets every profile's sizes
@@ -178,6 +185,9 @@ class SynthesizeParams(Section):
             if s not in SETS:
                 raise ValueError(f"sets: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
         return v
+
+    def plm_of(self, s: str) -> str:
+        return self.plm_for.get(s, self.plm)
 
     def synth_for(self, s: str) -> SynthConfig:
         from ...config import deep_merge
@@ -197,7 +207,11 @@ def synthesize_set(set_name: str, model, tok, cfg: SynthConfig, seed: int, data:
         train, _, _ = load_gold(task.name, data)
         premises = pick_premises([r[task.context_field] for r in train], cfg.n_contexts, seed)   # labels unread
         return synthesize_nli(task, model, tok, premises, cfg, seed=seed, progress=progress)
-    raise ValueError(f"set {set_name!r}: QA synthesis is not implemented yet")
+    from .qa import pick_contexts, synthesize_qa
+
+    train, _, _ = load_gold(task.name, data)
+    contexts = pick_contexts(train, cfg.n_contexts, seed, task.context_field)   # questions/answers unread
+    return synthesize_qa(task, model, tok, contexts, cfg, seed=seed, progress=progress)
 
 
 def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A002 - dvc matrix key
@@ -208,7 +222,7 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
         raise ValueError(f"set {set!r} is not in zerogen_synthesize.sets {params.sets}")
     set_threads(params.num_threads)
     cfg = params.synth_for(set)
-    model, tok = _load_plm(params.plm, params.plm_dir)
+    model, tok = _load_plm(params.plm_of(set), params.plm_dir)
     t0 = time.time()
     rows, stats = synthesize_set(set, model, tok, cfg, params.seed, params.data)
     dt = time.time() - t0
@@ -217,7 +231,7 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
                            f"(x2 filter counts {stats['x2']}); a weak PLM or too small a budget "
                            f"(zerogen_synthesize.synth: n_contexts, per_label, min_words)")
     task = T.get_task(SETS[set])
-    prov = {"set": set, "task": task.name, "plm": params.plm, "plm_params": n_params(model),
+    prov = {"set": set, "task": task.name, "plm": params.plm_of(set), "plm_params": n_params(model),
             "prompts": {"x1": task.x1, "x2": dict(task.x2), "counter": {k: list(v) for k, v in task.counter.items()}},
             "label_map": dict(task.labels), "zerogen_ids": dict(task.zerogen_ids), "evidence": task.evidence,
             "synth": cfg.model_dump(), "seed": params.seed, "filter": stats, "rows": len(rows),
@@ -235,8 +249,12 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
             tp.write_text(json.dumps(table, indent=1))
             ctx.log_artifact(tp)      # MLflow table format (columns / data)
     per_label = stats["x2"]["per_label"]
-    return {"rows": len(rows), "contexts": stats["contexts"], "raw": stats["x2"]["raw"], "per_label": per_label,
-            "kept_fraction": round(len(rows) / max(stats["x2"]["raw"], 1), 4)}
+    out = {"rows": len(rows), "contexts": stats["contexts"], "raw": stats["x2"]["raw"], "per_label": per_label,
+           "kept_fraction": round(len(rows) / max(stats["x2"]["raw"], 1), 4)}
+    if task.kind == "qa":
+        out.update(answers=stats["answers"], too_long=stats["x2"]["too_long"],
+                   contains_answer=stats["x2"]["contains_answer"], no_question_mark=stats["x2"]["no_cut"])
+    return out
 
 
 # ============================================================================ zerogen_train
@@ -249,11 +267,14 @@ class TrainParams(Section):
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     tam: TamConfig                                               # required: params.yaml sets every profile's TAM
     model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # lstm/minilm -> TamConfig keys
+    bidaf: BidafConfig = Field(default_factory=BidafConfig)     # QA tasks' LSTM-family TAM (spec A.8 BiDAF)
     data: DataParams                                             # required: params.yaml sets the gold data's source
     synthetic_dir: str = "data/zerogen/synthetic"
     supervised: bool = True
     prompting: bool = True
     plm: str = "tiny"                              # PROMPTING's LM (the generator)
+    plm_for: dict[str, str] = Field(default_factory=dict)   # task -> PROMPTING's LM (its set's generator)
+    prompting_decode: DecodeConfig = Field(default_factory=lambda: DecodeConfig(max_new_tokens=40))   # QA answers
     plm_dir: str = "models/zerogen/plm"
     prompting_max_eval: int | None = Field(None, ge=1)   # PLM scoring is the slow part on CPU
     poison_gold_train: bool = False                # test hook: shuffle gold train labels (ZeroGen must not move)
@@ -263,8 +284,6 @@ class TrainParams(Section):
     @classmethod
     def _tasks(cls, v):
         for t in v:
-            if T.get_task(t).kind == "qa":
-                raise ValueError(f"tasks: {t!r} is a QA task; span TAMs are not implemented yet")
             _set_of(t)
         return v
 
@@ -303,8 +322,60 @@ def prompting_accuracy(task: T.ZeroGenTask, model, tok, gold: list[tuple]) -> fl
     return right / max(len(gold), 1)
 
 
-def _mean_std(vals: list[float]) -> dict[str, float]:
-    return {"acc": statistics.fmean(vals), "acc_std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+def _mean_std(vals: list[float], key: str = "acc") -> dict[str, float]:
+    return {key: statistics.fmean(vals), f"{key}_std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+
+
+def poison_qa(rows: list[dict]) -> list[dict]:
+    """Test hook: every gold answer replaced by the context's first word (a wrong span)."""
+    out = []
+    for r in rows:
+        w = (r["context"].split() or [""])[0]
+        out.append({**r, "answers": {"text": [w], "answer_start": [r["context"].index(w) if w else 0]}})
+    return out
+
+
+def train_task_qa(params: TrainParams, task_name: str, synthetic_rows: list[dict], ctx=None) -> dict:
+    """ZeroGen (BiDAF on the synthetic questions, selected on their held-out articles), SUPERVISED
+    (BiDAF on gold train) and PROMPTING (the PLM's sampled answers): EM / F1 (percent) on gold eval.
+    The LSTM-family TAM of a QA task is BiDAF, reported under the key "lstm" (the paper's table row);
+    the transformer TAM is not implemented for QA and is skipped."""
+    from .bidaf import fit_and_evaluate_qa
+    from .qa import prompting_qa, to_squad_rows
+
+    task = T.get_task(task_name)
+    train_rows, eval_rows, ev = load_gold(task_name, params.data)
+    syn = to_squad_rows(synthetic_rows)
+    if not syn:
+        raise ValueError(f"task {task_name!r}: the synthetic set is empty")
+    out: dict[str, Any] = {"task": task_name, "kind": "qa", "metric": "squad (EM / F1, percent)", "eval_split": ev,
+                           "n_eval": len(eval_rows), "n_synthetic": len(syn), "zerogen": {}, "supervised": {},
+                           "data_source": params.data.source}
+    if "lstm" in params.models:
+        cfg = params.bidaf
+        runs = [fit_and_evaluate_qa(syn, {"gold": eval_rows}, cfg, s) for s in params.seeds]
+        out["zerogen"]["lstm"] = {**_mean_std([r["gold_exact_match"] for r in runs], "exact_match"),
+                                  **_mean_std([r["gold_f1"] for r in runs], "f1"), "model": "bidaf",
+                                  "params": runs[0]["params"], "synthetic_dev_f1": statistics.fmean(
+                                      r["dev_f1"] for r in runs), "best_epoch": [r["best_epoch"] for r in runs]}
+        if params.supervised:
+            gold_train = poison_qa(train_rows) if params.poison_gold_train else train_rows
+            sup = [fit_and_evaluate_qa(gold_train, {"gold": eval_rows}, cfg, s) for s in params.seeds]
+            out["supervised"]["lstm"] = {**_mean_std([r["gold_exact_match"] for r in sup], "exact_match"),
+                                         **_mean_std([r["gold_f1"] for r in sup], "f1"), "model": "bidaf",
+                                         "params": sup[0]["params"], "n_train": len(gold_train)}
+        if ctx is not None:
+            ctx.log_metrics({"bidaf/zerogen_f1": out["zerogen"]["lstm"]["f1"]})
+    out["skipped_models"] = [m for m in params.models if m != "lstm"]   # no transformer QA TAM yet
+    if params.prompting:
+        from .plm import n_params
+
+        plm = params.plm_for.get(task_name, params.plm)
+        model, tok = _load_plm(plm, params.plm_dir)
+        ev_rows = eval_rows[: params.prompting_max_eval] if params.prompting_max_eval else eval_rows
+        res = prompting_qa(task, model, tok, ev_rows, params.prompting_decode, seed=params.seeds[0])
+        out["prompting"] = {**res, "params": n_params(model), "plm": plm}
+    return out
 
 
 def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], ctx=None) -> dict:
@@ -314,6 +385,8 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
     from .tam import fit_and_evaluate
 
     task = T.get_task(task_name)
+    if task.kind == "qa":
+        return train_task_qa(params, task_name, synthetic_rows, ctx)
     n_classes = len(task.labels)
     train_rows, eval_rows, ev = load_gold(task_name, params.data)
     gold_eval = examples_from_gold(task, eval_rows)
@@ -343,10 +416,11 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
     if params.prompting:
         from .plm import n_params
 
-        model, tok = _load_plm(params.plm, params.plm_dir)
+        plm = params.plm_for.get(task_name, params.plm)
+        model, tok = _load_plm(plm, params.plm_dir)
         ev_rows = gold_eval[: params.prompting_max_eval] if params.prompting_max_eval else gold_eval
         out["prompting"] = {"acc": prompting_accuracy(task, model, tok, ev_rows), "params": n_params(model),
-                            "n_eval": len(ev_rows), "plm": params.plm}
+                            "n_eval": len(ev_rows), "plm": plm}
     return out
 
 

@@ -41,6 +41,8 @@ class SynthConfig(Section):
     min_words: int = Field(10, ge=1)            # ZeroGen --min_length 10 (words) for x2
     x1_min_words: int = Field(1, ge=1)          # x1 titles: ZeroGen default 1
     dedup_global: bool = False                  # not ZeroGen: also drop cross-batch duplicates
+    answers_per_context: int = Field(0, ge=0)   # QA: NER answers questioned per context (0 = all, ZeroGen)
+    one_per_answer: bool = True                 # QA: <= 1 question per (context, answer) (ZeroGen's quirk)
     x1: DecodeConfig = Field(default_factory=lambda: DecodeConfig(max_new_tokens=10, batch_size=64))
     x2: DecodeConfig = Field(default_factory=DecodeConfig)
 
@@ -147,14 +149,18 @@ def to_task_rows(task: ZeroGenTask, rows: Sequence[dict], data_task_fields: Sequ
 
 
 def save_synthetic(rows: Sequence[dict], out_dir: str | Path, provenance: dict) -> Path:
-    """Save rows (C, X, Y) as a ``datasets`` Dataset plus provenance.json, atomically."""
+    """Save rows (C, X, Y, plus QA's answer_start and title) as a ``datasets`` Dataset plus
+    provenance.json, atomically."""
     import datasets
     from datasets import Dataset, Features, Value
 
     from ...utils import atomic_dir
 
-    feats = Features({"C": Value("string"), "X": Value("string"), "Y": Value("string")})
-    ds = Dataset.from_dict({k: [r[k] for r in rows] for k in ("C", "X", "Y")}, features=feats)
+    cols = {"C": "string", "X": "string", "Y": "string"}
+    extra = {"answer_start": "int32", "title": "string"}
+    cols.update({k: v for k, v in extra.items() if rows and k in rows[0]})
+    feats = Features({k: Value(v) for k, v in cols.items()})
+    ds = Dataset.from_dict({k: [r[k] for r in rows] for k in cols}, features=feats)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
