@@ -104,7 +104,7 @@ def _fake_synthetic(n=120, seed=5):
 def test_poisoned_gold_train_does_not_move_zerogen():
     """No gold training label touches ZeroGen: poisoning them changes SUPERVISED, not ZeroGen.
     (Training ZeroGen's TAM on gold train instead of the synthetic set makes the first assertion fail.)"""
-    p = S.TrainParams(tasks=["sst2"], models=["lstm"], tam=SMALL, prompting=False,
+    p = S.TrainParams(tasks=["sst2"], models=["lstm"], tam=SMALL, prompting=False, bidaf=S.BidafConfig(),
                       data=S.DataParams(source="embedded", embedded_sizes=(200, 60)))
     rows = _fake_synthetic()
     clean = S.train_task(p, "sst2", rows)

@@ -232,3 +232,30 @@ def test_poisoned_gold_train_does_not_move_zerogen_qa():
     poisoned = S.train_task(_qa_params(poison_gold_train=True), "squad", rows)
     assert poisoned["zerogen"] == clean["zerogen"]
     assert poisoned["supervised"]["lstm"]["f1"] != clean["supervised"]["lstm"]["f1"]
+
+
+def test_summary_gains_the_qa_row(tmp_path):
+    """The report's ZeroGen table shows EM/F1 in the QA column and qa.json carries the claims' keys."""
+    import json
+
+    tr = tmp_path / "train"
+    tr.mkdir()
+    (tr / "sst2.json").write_text(json.dumps({
+        "zerogen": {"lstm": {"acc": 0.8, "acc_std": 0.0, "params": 5_000_000}},
+        "supervised": {"lstm": {"acc": 0.85, "params": 5_000_000}},
+        "prompting": {"acc": 0.7, "params": 135_000_000, "plm": "smollm2"}, "data_source": "local"}))
+    (tr / "squad.json").write_text(json.dumps({
+        "zerogen": {"lstm": {"exact_match": 12.5, "f1": 20.25, "f1_std": 0.0, "params": 1_200_000}},
+        "supervised": {"lstm": {"exact_match": 30.0, "f1": 41.0, "params": 1_300_000}},
+        "prompting": {"exact_match": 2.0, "f1": 5.5, "params": 135_000_000, "plm": "smollm2",
+                      "decode": "topk0_topp0.9_t1"}, "data_source": "local"}))
+    p = S.SummaryParams(train_dir=str(tr), analysis=str(tmp_path / "none.json"), out_dir=str(tmp_path / "m"),
+                        table=str(tmp_path / "table.md"))
+    S.run_summary(p, None)
+    table = (tmp_path / "table.md").read_text()
+    assert "| sst2 | squad (EM/F1) |" in table and "| 12.5/20.2 |" in table and "| 30.0/41.0 |" in table
+    assert "| 2.0/5.5 |" in table and "| 80.0 |" in table and "5.0M (QA: 1.2M)" in table
+    qa = json.loads((tmp_path / "m" / "qa.json").read_text())
+    assert qa["zerogen"]["f1"] == 20.25 and qa["supervised"]["f1"] == 41.0 and qa["prompting"]["exact_match"] == 2.0
+    tc = json.loads((tmp_path / "m" / "tc.json").read_text())
+    assert tc["tasks"] == ["sst2"] and tc["zerogen"]["acc"] == 0.8

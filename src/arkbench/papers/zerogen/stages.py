@@ -100,7 +100,7 @@ class TinyLM(Section):
 class PlmParams(Section):
     """Prepare every PLM the other stages name: train tiny LMs, de-quantise SmolLM2 once."""
 
-    plms: list[str] = Field(default_factory=lambda: ["tiny"])   # names in `tiny` (trained here) | smollm2 | hub ids
+    plms: list[str] = Field(default_factory=lambda: ["tiny", "tiny_qa"])   # names in `tiny` (trained here) | smollm2 | hub ids
     tiny: dict[str, TinyLM]                                      # name -> its size (params.yaml sets them)
     out_dir: str = "models/zerogen/plm"
     local_dir: str = "../shared/data"
@@ -166,7 +166,7 @@ def _load_plm(name: str, plm_dir: str):
 class SynthesizeParams(Section):
     matrix_keys = ("sets",)
 
-    sets: list[str] = Field(default_factory=lambda: ["movie", "rte"])   # prompt families (dvc matrix)
+    sets: list[str] = Field(default_factory=lambda: ["movie", "rte", "qa"])   # prompt families (dvc matrix)
     plm: str = "tiny"
     plm_for: dict[str, str] = Field(default_factory=dict)       # set -> its generator, overriding `plm`
     plm_dir: str = "models/zerogen/plm"
@@ -262,12 +262,12 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
 class TrainParams(Section):
     matrix_keys = ("tasks",)
 
-    tasks: list[str] = Field(default_factory=lambda: ["sst2", "rotten_tomatoes", "rte"])   # dvc matrix
+    tasks: list[str] = Field(default_factory=lambda: ["sst2", "rotten_tomatoes", "rte", "squad"])   # dvc matrix
     models: list[Literal["lstm", "minilm"]] = Field(default_factory=lambda: ["lstm"])
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     tam: TamConfig                                               # required: params.yaml sets every profile's TAM
     model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # lstm/minilm -> TamConfig keys
-    bidaf: BidafConfig = Field(default_factory=BidafConfig)     # QA tasks' LSTM-family TAM (spec A.8 BiDAF)
+    bidaf: BidafConfig                                           # required: QA tasks' TAM (spec A.8 BiDAF)
     data: DataParams                                             # required: params.yaml sets the gold data's source
     synthetic_dir: str = "data/zerogen/synthetic"
     supervised: bool = True
@@ -277,6 +277,7 @@ class TrainParams(Section):
     prompting_decode: DecodeConfig = Field(default_factory=lambda: DecodeConfig(max_new_tokens=40))   # QA answers
     plm_dir: str = "models/zerogen/plm"
     prompting_max_eval: int | None = Field(None, ge=1)   # PLM scoring is the slow part on CPU
+    prompting_max_eval_for: dict[str, int | None] = Field(default_factory=dict)   # task -> its cap (None: all)
     poison_gold_train: bool = False                # test hook: shuffle gold train labels (ZeroGen must not move)
     num_threads: int | None = Field(None, ge=1)   # torch threads (None: one per core); see set_threads
 
@@ -286,6 +287,12 @@ class TrainParams(Section):
         for t in v:
             _set_of(t)
         return v
+
+    def prompting_rows(self, task: str, rows: list) -> list:
+        cap = self.prompting_max_eval_for.get(task, self.prompting_max_eval)
+        if cap is not None and cap < 1:
+            raise ValueError(f"prompting_max_eval_for.{task}: {cap} (give >= 1, or null for every row)")
+        return rows[:cap] if cap else rows
 
     def tam_for(self, model: str) -> TamConfig:
         return TamConfig.model_validate({**self.tam.model_dump(), **self.model_overrides.get(model, {})})
@@ -372,7 +379,7 @@ def train_task_qa(params: TrainParams, task_name: str, synthetic_rows: list[dict
 
         plm = params.plm_for.get(task_name, params.plm)
         model, tok = _load_plm(plm, params.plm_dir)
-        ev_rows = eval_rows[: params.prompting_max_eval] if params.prompting_max_eval else eval_rows
+        ev_rows = params.prompting_rows(task_name, eval_rows)
         res = prompting_qa(task, model, tok, ev_rows, params.prompting_decode, seed=params.seeds[0])
         out["prompting"] = {**res, "params": n_params(model), "plm": plm}
     return out
@@ -418,7 +425,7 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
 
         plm = params.plm_for.get(task_name, params.plm)
         model, tok = _load_plm(plm, params.plm_dir)
-        ev_rows = gold_eval[: params.prompting_max_eval] if params.prompting_max_eval else gold_eval
+        ev_rows = params.prompting_rows(task_name, gold_eval)
         out["prompting"] = {"acc": prompting_accuracy(task, model, tok, ev_rows), "params": n_params(model),
                             "n_eval": len(ev_rows), "plm": plm}
     return out
@@ -560,7 +567,8 @@ def run_summary(params: SummaryParams, ctx) -> dict:
     if not files:
         raise FileNotFoundError(f"{params.train_dir}: no zerogen_train metrics (run zerogen_train first)")
     res = {f.stem: json.loads(f.read_text()) for f in files}
-    tc = [t for t in res if T.get_task(t).kind == "tc"] or list(res)
+    tc = [t for t in res if T.get_task(t).kind == "tc"] or [t for t in res if T.get_task(t).kind != "qa"]
+    qa = [t for t in res if T.get_task(t).kind == "qa"]
     hm = params.headline_model
 
     def avg(path: tuple[str, ...], tasks) -> float | None:
@@ -581,6 +589,16 @@ def run_summary(params: SummaryParams, ctx) -> dict:
     Path(params.out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(params.out_dir) / "tc.json", tcj)
     out = {"tc": tcj}
+    qaj: dict[str, Any] = {"tasks": qa, "model": "bidaf", "metric": "squad EM / F1 (percent)",
+                           "profile": tcj["profile"], "data_source": tcj["data_source"]}
+    for k in ("zerogen", "supervised"):
+        qaj[k] = {m: avg((k, hm, m), qa) for m in ("exact_match", "f1")}
+        qaj[k]["f1_std"] = avg((k, hm, "f1_std"), qa)
+    qaj["prompting"] = {m: avg(("prompting", m), qa) for m in ("exact_match", "f1")}
+    if not qa:
+        qaj["note"] = "no QA task in zerogen_train.tasks"
+    atomic_write_json(Path(params.out_dir) / "qa.json", qaj)
+    out["qa"] = qaj
     an_path = Path(params.analysis)
     if an_path.is_file():
         an = json.loads(an_path.read_text())
@@ -592,36 +610,45 @@ def run_summary(params: SummaryParams, ctx) -> dict:
             "note": "not run: zerogen_analysis.plm_small is null in this profile"})
         out["analysis"] = {"size_acc": an["size"]["acc"], "self_bleu": an["decoding"]["self_bleu"]}
 
-    # the paper's Table 1 layout: rows PROMPTING / ZeroGen (LSTM, transformer) / SUPERVISED, one column per task
-    tasks = list(res)
-    head = "| method | TAM | #Param | " + " | ".join(tasks) + " |"
+    # the paper's Table 1 layout: rows PROMPTING / ZeroGen (LSTM, transformer) / SUPERVISED, one column per
+    # task: accuracy % for classification and NLI, EM/F1 (%) for QA, whose LSTM-family TAM is BiDAF
+    tasks = sorted(res, key=lambda t: ("tc", "qa", "nli").index(T.get_task(t).kind))   # the paper's column order
+    head = "| method | TAM | #Param | " + " | ".join(f"{t} (EM/F1)" if t in qa else t for t in tasks) + " |"
     lines = [head, "|" + " --- |" * (3 + len(tasks))]
 
-    def row(name, tam, key_path, param_path):
-        cells = []
-        p = None
-        for t in tasks:
-            v: Any = res[t]
-            for k in key_path:
-                v = v.get(k) if isinstance(v, dict) else None
-            cells.append(_fmt(v if isinstance(v, (int, float)) else None))
-            q: Any = res[t]
-            for k in param_path:
-                q = q.get(k) if isinstance(q, dict) else None
-            p = p or q
-        return f"| {name} | {tam} | {_params(p)} | " + " | ".join(cells) + " |"
+    def get(t, path):
+        v: Any = res[t]
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v if isinstance(v, (int, float)) else None
+
+    def cell(t, base):
+        if t not in qa:
+            return _fmt(get(t, (*base, "acc")))
+        em, f1 = get(t, (*base, "exact_match")), get(t, (*base, "f1"))
+        return "—" if em is None or f1 is None else f"{em:.1f}/{f1:.1f}"
+
+    def row(name, tam, base):
+        ps = [get(t, (*base, "params")) for t in tasks]
+        p = next((x for t, x in zip(tasks, ps) if x and t not in qa), None) or next((x for x in ps if x), None)
+        extra = sorted({_params(x) for t, x in zip(tasks, ps) if x and t in qa and _params(x) != _params(p)})
+        ptxt = _params(p) + (f" (QA: {', '.join(extra)})" if extra else "")
+        return f"| {name} | {tam} | {ptxt} | " + " | ".join(cell(t, base) for t in tasks) + " |"
 
     plm = next((r["prompting"]["plm"] for r in res.values() if "prompting" in r), "PLM")
-    lines.append(row("PROMPTING", plm, ("prompting", "acc"), ("prompting", "params")))
-    for m, label in (("lstm", "LSTM"), ("minilm", "MiniLM (DistilBERT-class)")):
+    lines.append(row("PROMPTING", plm, ("prompting",)))
+    for m, label in (("lstm", "LSTM" + (" / BiDAF (QA)" if qa else "")), ("minilm", "MiniLM (DistilBERT-class)")):
         if any(m in r.get("zerogen", {}) for r in res.values()):
-            lines.append(row("ZeroGen", label, ("zerogen", m, "acc"), ("zerogen", m, "params")))
-    for m, label in (("lstm", "LSTM"), ("minilm", "MiniLM (DistilBERT-class)")):
+            lines.append(row("ZeroGen", label, ("zerogen", m)))
+    for m, label in (("lstm", "LSTM" + (" / BiDAF (QA)" if qa else "")), ("minilm", "MiniLM (DistilBERT-class)")):
         if any(m in r.get("supervised", {}) for r in res.values()):
-            lines.append(row("SUPERVISED", label, ("supervised", m, "acc"), ("supervised", m, "params")))
+            lines.append(row("SUPERVISED", label, ("supervised", m)))
     syn = ", ".join(f"{t}: {r.get('n_synthetic')} synthetic / {r.get('n_eval')} gold eval ({r.get('eval_split')})"
                     for t, r in res.items())
-    text = (f"# ZeroGen (accuracy %, gold evaluation split)\n\nprofile: {tcj['profile']}, gold data: "
-            f"{tcj['data_source']}\n\n" + "\n".join(lines) + f"\n\n{syn}\n")
+    dec = next((res[t]["prompting"].get("decode") for t in qa if "prompting" in res[t]), None)
+    qa_note = (f"; QA: no transformer TAM (its MiniLM cells show —), PROMPTING answers decoded from the "
+               f"generator ({dec})" if qa else "")
+    text = (f"# ZeroGen (accuracy %, gold evaluation split; QA: SQuAD EM/F1 %)\n\nprofile: {tcj['profile']}, "
+            f"gold data: {tcj['data_source']}{qa_note}\n\n" + "\n".join(lines) + f"\n\n{syn}\n")
     atomic_write_text(params.table, text)
     return out
