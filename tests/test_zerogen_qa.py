@@ -259,3 +259,23 @@ def test_summary_gains_the_qa_row(tmp_path):
     assert qa["zerogen"]["f1"] == 20.25 and qa["supervised"]["f1"] == 41.0 and qa["prompting"]["exact_match"] == 2.0
     tc = json.loads((tmp_path / "m" / "tc.json").read_text())
     assert tc["tasks"] == ["sst2"] and tc["zerogen"]["acc"] == 0.8
+
+
+def test_bilstm_without_packing_matches_packed_bilstm():
+    """The unpacked BiLSTM (backward direction over each row's reversed real tokens) equals
+    PyTorch's packed bidirectional LSTM with the same weights at every real position."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    ours = B.BiLSTM(5, 4)
+    ref = nn.LSTM(5, 4, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(ref, name).copy_(getattr(ours.fw[0], name))
+            getattr(ref, name + "_reverse").copy_(getattr(ours.bw[0], name))
+    x, lens = torch.randn(3, 7, 5), torch.tensor([7, 4, 1])
+    packed = nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    want = nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=7)[0]
+    got = ours(x, lens)
+    for b, n in enumerate(lens.tolist()):
+        assert torch.allclose(got[b, :n], want[b, :n], atol=1e-6)

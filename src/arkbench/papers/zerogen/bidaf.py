@@ -156,11 +156,36 @@ class Highway(nn.Module):
         return x
 
 
-def _run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """BiLSTM over padded (B, T, D) with lengths (B,); padding never reaches real positions."""
-    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    out, _ = lstm(packed)
-    return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row's first lengths[b] positions reversed, its padding left in place. (B, T, D)."""
+    t = torch.arange(x.shape[1])[None, :]
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)       # (B, T)
+    return x.gather(1, idx[:, :, None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """Bidirectional LSTM over right-padded (B, T, D_in) -> (B, T, 2d), padding-invariant without
+    packing: the forward LSTM never sees the padding after a real token, and the backward LSTM reads
+    each row's real tokens reversed (reverse_padded), so a real position's output does not depend
+    on how much padding follows. (PyTorch's packed sequences give the same invariance but their
+    backward pass was 4-6x slower on CPU: 66-73 vs 12-17 ms for 16 x 80 x 32, one thread.)
+    Outputs at padding positions are junk; every consumer masks them."""
+
+    def __init__(self, d_in: int, d: int, layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        dims = [d_in] + [2 * d] * (layers - 1)
+        self.fw = nn.ModuleList(nn.LSTM(k, d, batch_first=True) for k in dims)
+        self.bw = nn.ModuleList(nn.LSTM(k, d, batch_first=True) for k in dims)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, lengths):
+        for i, (f, b) in enumerate(zip(self.fw, self.bw)):
+            if i:
+                x = self.drop(x)                                               # between layers
+            hf, _ = f(x)                                                       # (B, T, d)
+            hb, _ = b(reverse_padded(x, lengths))                              # (B, T, d), reversed
+            x = torch.cat([hf, reverse_padded(hb, lengths)], -1)               # (B, T, 2d)
+        return x
 
 
 class BiDAF(nn.Module):
@@ -173,11 +198,10 @@ class BiDAF(nn.Module):
         b = math.sqrt(3.0 / e)
         nn.init.uniform_(self.emb.weight, -b, b)
         self.highway = Highway(e, cfg.highway_layers)
-        self.ctx = nn.LSTM(e, d, batch_first=True, bidirectional=True)
+        self.ctx = BiLSTM(e, d)
         self.att_w = nn.Linear(6 * d, 1)                      # w_s over [h; u; h∘u]
-        self.model = nn.LSTM(8 * d, d, num_layers=cfg.modeling_layers, batch_first=True, bidirectional=True,
-                             dropout=cfg.dropout if cfg.modeling_layers > 1 else 0.0)
-        self.out_lstm = nn.LSTM(2 * d, d, batch_first=True, bidirectional=True)
+        self.model = BiLSTM(8 * d, d, cfg.modeling_layers, cfg.dropout)
+        self.out_lstm = BiLSTM(2 * d, d)
         self.p1 = nn.Linear(10 * d, 1)
         self.p2 = nn.Linear(10 * d, 1)
         self.drop = nn.Dropout(cfg.dropout)
@@ -192,8 +216,8 @@ class BiDAF(nn.Module):
     def forward(self, c, c_len, q, q_len):
         cm = torch.arange(c.shape[1])[None, :] < c_len[:, None]              # (B, T) real tokens
         qm = torch.arange(q.shape[1])[None, :] < q_len[:, None]              # (B, J)
-        h = self.drop(_run_lstm(self.ctx, self.drop(self.highway(self.emb(c))), c_len))   # (B, T, 2d)
-        u = self.drop(_run_lstm(self.ctx, self.drop(self.highway(self.emb(q))), q_len))   # (B, J, 2d)
+        h = self.drop(self.ctx(self.drop(self.highway(self.emb(c))), c_len))   # (B, T, 2d)
+        u = self.drop(self.ctx(self.drop(self.highway(self.emb(q))), q_len))   # (B, J, 2d)
         s = self.similarity(h, u)                                            # (B, T, J)
         neg = torch.finfo(s.dtype).min
         a = s.masked_fill(~qm[:, None, :], neg).softmax(-1)                  # C2Q weights (B, T, J)
@@ -201,8 +225,8 @@ class BiDAF(nn.Module):
         bt = s.masked_fill(~qm[:, None, :], neg).amax(-1).masked_fill(~cm, neg).softmax(-1)   # Q2C (B, T)
         h_tilde = (bt[:, :, None] * h).sum(1, keepdim=True).expand_as(h)    # (B, T, 2d)
         g = torch.cat([h, u_tilde, h * u_tilde, h * h_tilde], -1)           # (B, T, 8d)
-        m = self.drop(_run_lstm(self.model, g, c_len))                       # (B, T, 2d)
-        m2 = self.drop(_run_lstm(self.out_lstm, m, c_len))                   # (B, T, 2d)
+        m = self.drop(self.model(g, c_len))                                  # (B, T, 2d)
+        m2 = self.drop(self.out_lstm(m, c_len))                              # (B, T, 2d)
         l1 = self.p1(torch.cat([g, m], -1)).squeeze(-1).masked_fill(~cm, neg)   # (B, T)
         l2 = self.p2(torch.cat([g, m2], -1)).squeeze(-1).masked_fill(~cm, neg)
         return l1.log_softmax(-1), l2.log_softmax(-1)
