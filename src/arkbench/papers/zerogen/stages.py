@@ -635,8 +635,10 @@ def run_summary(params: SummaryParams, ctx) -> dict:
         ptxt = _params(p) + (f" (QA: {', '.join(extra)})" if extra else "")
         return f"| {name} | {tam} | {ptxt} | " + " | ".join(cell(t, base) for t in tasks) + " |"
 
-    plm = next((r["prompting"]["plm"] for r in res.values() if "prompting" in r), "PLM")
-    lines.append(row("PROMPTING", plm, ("prompting",)))
+    plms = {t: res[t]["prompting"]["plm"] for t in tasks if "prompting" in res[t]}
+    plm = next((p for t, p in plms.items() if t not in qa), None) or next(iter(plms.values()), "PLM")
+    qa_plms = sorted({p for t, p in plms.items() if t in qa and p != plm})
+    lines.append(row("PROMPTING", plm + (f" (QA: {', '.join(qa_plms)})" if qa_plms else ""), ("prompting",)))
     for m, label in (("lstm", "LSTM" + (" / BiDAF (QA)" if qa else "")), ("minilm", "MiniLM (DistilBERT-class)")):
         if any(m in r.get("zerogen", {}) for r in res.values()):
             lines.append(row("ZeroGen", label, ("zerogen", m)))
