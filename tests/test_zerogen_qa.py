@@ -188,18 +188,22 @@ def test_squad_scores_use_the_projects_metric():
 
 # ----------------------------------------------------------------------------- PROMPTING and the train stage
 def test_prompting_qa_cuts_and_scores(monkeypatch):
-    gold = build_task("squad", "embedded", embedded_sizes=(10, 6), seed=0)[0]["validation"].to_list()
+    rows = build_task("squad", "embedded", embedded_sizes=(10, 12), seed=0)[0]["validation"].to_list()
+    gold = list({(r["context"], r["question"]): r for r in rows}.values())[:6]     # distinct prompts
+    assert len(gold) == 6
     seen = []
+
+    by_prompt = {T.QA_ZS.replace("<X>", r["question"]).replace("<C>", r["context"]): (i, r) for i, r in enumerate(gold)}
 
     def fake(model, tok, prompts, cfg, seed=0, counters=None, progress=None):
         seen.extend(prompts)
-        return [r["answers"]["text"][0] + '" and more' if i % 2 == 0 else "no quote. at all"
-                for i, r in enumerate(gold)]
+        return [by_prompt[p][1]["answers"]["text"][0] + '" and more' if by_prompt[p][0] % 2 == 0
+                else "no quote. at all" for p in prompts]
 
     monkeypatch.setattr(Q, "sample", fake)
     monkeypatch.setattr(Q, "fits", lambda tok, model, prompts, n: [True] * len(prompts))
     res = Q.prompting_qa(T.get_task("squad"), None, None, gold, DecodeConfig(), seed=0)
-    assert seen[0] == T.QA_ZS.replace("<X>", gold[0]["question"]).replace("<C>", gold[0]["context"])
+    assert sorted(seen) == sorted(by_prompt)
     assert res["exact_match"] == pytest.approx(100 * 3 / 6) and res["n_eval"] == 6
 
 
@@ -279,3 +283,26 @@ def test_bilstm_without_packing_matches_packed_bilstm():
     got = ours(x, lens)
     for b, n in enumerate(lens.tolist()):
         assert torch.allclose(got[b, :n], want[b, :n], atol=1e-6)
+
+
+def test_sampling_by_length_returns_texts_in_input_order(monkeypatch):
+    """Batches are formed from length-sorted prompts; each text still lands on its own prompt."""
+    seen = []
+
+    def fake(model, tok, prompts, cfg, seed=0, counters=None, progress=None):
+        seen.extend(prompts)
+        return [p.upper() for p in prompts]
+
+    monkeypatch.setattr(Q, "sample", fake)
+    prompts = ["ccc", "a", "bb", "dddd", "e"]
+    assert Q.sample_by_length(None, None, prompts, DecodeConfig(), 0) == [p.upper() for p in prompts]
+    assert seen == ["a", "e", "bb", "ccc", "dddd"]
+
+
+def test_adversarial_qa_reads_the_shared_qa_set():
+    """AdversarialQA shares SQuAD's prompt family (the ZeroGen README): the same synthetic set trains
+    its BiDAF, evaluated on its own gold rows."""
+    p = _qa_params().model_copy(update={"tasks": ["adversarial_qa"], "supervised": False})
+    assert S._set_of("adversarial_qa") == S._set_of("squad") == "qa"
+    res = S.train_task(p, "adversarial_qa", _fake_qa_synthetic())
+    assert res["task"] == "adversarial_qa" and 0 <= res["zerogen"]["lstm"]["f1"] <= 100
