@@ -306,3 +306,49 @@ def test_adversarial_qa_reads_the_shared_qa_set():
     assert S._set_of("adversarial_qa") == S._set_of("squad") == "qa"
     res = S.train_task(p, "adversarial_qa", _fake_qa_synthetic())
     assert res["task"] == "adversarial_qa" and 0 <= res["zerogen"]["lstm"]["f1"] <= 100
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    """A randomly initialised GPT-2-shaped LM (64 positions) with a byte-level BPE; no training."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from arkbench.papers.zerogen import plm
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(plm.smoke_qa_corpus(40), trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=160, n_embd=16, n_layer=1, n_head=2,
+                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)).eval()
+    return model, tok
+
+
+def test_qa_synthesis_is_deterministic_for_a_seed(monkeypatch, nlp, tiny_lm):
+    """Same contexts, settings and seed: the same raw generations and rows; another seed: other
+    generations. A context too long for the LM's 160 positions is skipped and counted. (Seeding the
+    sampler from the clock instead makes it fail -- checked once.)"""
+    model, tok = tiny_lm
+    raw: list[list[str]] = []
+    real = Q.sample
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        raw.append(out)
+        return out
+
+    monkeypatch.setattr(Q, "sample", spy)
+    long_ctx = " ".join([CTX] * 4)
+    ctxs = [{"context": CTX, "title": "a"}, {"context": long_ctx, "title": "b"}]
+    cfg = SynthConfig(n_contexts=2, per_label=2, min_words=1, answers_per_context=2,
+                      x2=DecodeConfig(max_new_tokens=12, batch_size=3))
+    r1, s1 = Q.synthesize_qa(T.get_task("squad"), model, tok, ctxs, cfg, seed=5, nlp=nlp)
+    r2, s2 = Q.synthesize_qa(T.get_task("squad"), model, tok, ctxs, cfg, seed=5, nlp=nlp)
+    Q.synthesize_qa(T.get_task("squad"), model, tok, ctxs, cfg, seed=6, nlp=nlp)
+    assert raw[0] == raw[1] and (r1, s1) == (r2, s2) and raw[2] != raw[0]
+    assert len(raw[0]) == 4 and s1["x2"]["too_long"] == 4        # 2 answers x 2 samples of the long context
