@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, required=True)
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--note", default="", help="a line on the machine's load or anything unusual")
+    ap.add_argument("--out", type=Path, default=None, help="default: docs/results/<profile> of this repository")
     a = ap.parse_args(argv)
     ws, repo = a.workspace.resolve(), Path(__file__).resolve().parents[1]
     rep = ws / "reports"
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(ws), "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=True).stdout.strip()
     results = json.loads((rep / "results.json").read_text())
-    out = repo / "docs" / "results" / a.profile
+    out = a.out or repo / "docs" / "results" / a.profile
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for old in (out / "plots").glob("*.png"):
         old.unlink()
