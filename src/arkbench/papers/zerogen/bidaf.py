@@ -30,7 +30,6 @@ are the project's SQuAD v1.1 metric (``arkbench.metrics``, EM / F1 in percent).
 """
 from __future__ import annotations
 
-import copy
 import math
 import random
 import re
@@ -44,6 +43,7 @@ from pydantic import Field
 from torch import nn
 
 from ...config import Section
+from .tam import BestEpoch, n_params
 
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
@@ -242,10 +242,6 @@ def best_spans(lp1: torch.Tensor, lp2: torch.Tensor, max_len: int) -> list[tuple
     return [(int(k) // t, int(k) % t) for k in flat]
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ----------------------------------------------------------------------------- data helpers
 def split_by_title(rows: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """Seeded split by whole articles (title): dev gets whole titles until it holds ≥ fraction of
@@ -322,7 +318,7 @@ def train_bidaf(train: Sequence[dict], dev: Sequence[dict], cfg: BidafConfig, se
     model = BiDAF(len(vocab), cfg)
     opt = (torch.optim.Adadelta(model.parameters(), lr=cfg.lr) if cfg.optimizer == "adadelta"
            else torch.optim.Adam(model.parameters(), lr=cfg.lr))
-    best, best_f1, best_epoch, bad, epoch = copy.deepcopy(model.state_dict()), -1.0, 0, 0, 0
+    sel, epoch = BestEpoch(model, cfg.patience), 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         for chunk, c, lc, q, lq in _batches(enc, cfg.batch_size, True, g):
@@ -334,19 +330,10 @@ def train_bidaf(train: Sequence[dict], dev: Sequence[dict], cfg: BidafConfig, se
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
-        if dev_enc:
-            f1 = squad_scores(predict(model, dev_enc, cfg), dev)["f1"]
-            if f1 > best_f1:
-                best, best_f1, best_epoch, bad = copy.deepcopy(model.state_dict()), f1, epoch, 0
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-        else:
-            best, best_epoch = copy.deepcopy(model.state_dict()), epoch
-    model.load_state_dict(best)
-    model.eval()
-    return model, vocab, {"best_epoch": best_epoch, "dev_f1": best_f1, "epochs_run": epoch, "params": n_params(model),
+        if sel.update(model, epoch, squad_scores(predict(model, dev_enc, cfg), dev)["f1"] if dev_enc else None):
+            break
+    sel.restore(model)
+    return model, vocab, {"best_epoch": sel.epoch, "dev_f1": sel.score, "epochs_run": epoch, "params": n_params(model),
                           "n_train": len(enc), "skipped": len(train) - len(enc), "seconds": time.time() - t0}
 
 

@@ -209,6 +209,35 @@ def accuracy(model: nn.Module, examples: Sequence[Example], vocab: Vocab, cfg: T
     return right / len(examples)
 
 
+class BestEpoch:
+    """Model selection on a held-out score (higher is better), shared by every TAM's training loop.
+
+    Keeps the weights of the best epoch so far and says when `patience` epochs in a row brought
+    no gain (early stopping). Without a score (no held-out rows) every epoch is the best one.
+    """
+
+    def __init__(self, model: nn.Module, patience: int):
+        self.state, self.score, self.epoch = copy.deepcopy(model.state_dict()), -1.0, 0
+        self.bad, self.patience = 0, patience
+
+    def update(self, model: nn.Module, epoch: int, score: float | None) -> bool:
+        """Record `epoch` with its held-out `score`; True when training should stop."""
+        if score is None:
+            self.state, self.epoch = copy.deepcopy(model.state_dict()), epoch
+            return False
+        if score > self.score:
+            self.state, self.score, self.epoch, self.bad = copy.deepcopy(model.state_dict()), score, epoch, 0
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the best epoch's weights into `model` and put it in eval mode."""
+        model.load_state_dict(self.state)
+        model.eval()
+
+
+
 def train_lstm(kind: str, train: Sequence[Example], n_classes: int, cfg: TamConfig, seed: int,
                dev: Sequence[Example] | None = None) -> tuple[nn.Module, Vocab, dict[str, Any]]:
     """Train with Adam + clipping; early stopping on `dev` accuracy (the synthetic held-out split).
@@ -223,7 +252,7 @@ def train_lstm(kind: str, train: Sequence[Example], n_classes: int, cfg: TamConf
     model = build_tam(kind, len(vocab), n_classes, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loss_fn = nn.CrossEntropyLoss()
-    best, best_acc, best_epoch, bad = copy.deepcopy(model.state_dict()), -1.0, 0, 0
+    sel = BestEpoch(model, cfg.patience)
     epoch = 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -233,19 +262,10 @@ def train_lstm(kind: str, train: Sequence[Example], n_classes: int, cfg: TamConf
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
-        if dev:
-            acc = accuracy(model, dev, vocab, cfg)
-            if acc > best_acc:
-                best, best_acc, best_epoch, bad = copy.deepcopy(model.state_dict()), acc, epoch, 0
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-        else:
-            best, best_epoch = copy.deepcopy(model.state_dict()), epoch
-    model.load_state_dict(best)
-    model.eval()
-    return model, vocab, {"best_epoch": best_epoch, "dev_acc": best_acc, "epochs_run": epoch,
+        if sel.update(model, epoch, accuracy(model, dev, vocab, cfg) if dev else None):
+            break
+    sel.restore(model)
+    return model, vocab, {"best_epoch": sel.epoch, "dev_acc": sel.score, "epochs_run": epoch,
                           "params": n_params(model), "seconds": time.time() - t0}
 
 
