@@ -6,25 +6,13 @@ import torch
 
 from arkbench.papers.zerogen import generate as G
 from arkbench.papers.zerogen import plm
+from tiny_lm import random_gpt2
 
 
 @pytest.fixture(scope="module")
 def tiny():
     """A randomly initialised GPT-2-shaped LM with a byte-level BPE (seeded; no training)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(plm.smoke_corpus(60), trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                                       tie_word_embeddings=False)).eval()
+    model, tok = random_gpt2(plm.smoke_corpus(60), n_positions=256, n_embd=32, n_layer=2, tie_word_embeddings=False)
     with torch.no_grad():   # peaky next-token distributions (untied: a tied random head copies its input)
         model.lm_head.weight.mul_(5.0)
     return model, tok

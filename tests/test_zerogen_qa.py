@@ -14,6 +14,7 @@ from arkbench.papers.zerogen import stages as S
 from arkbench.papers.zerogen import tasks as T
 from arkbench.papers.zerogen.generate import DecodeConfig
 from arkbench.papers.zerogen.synth import SynthConfig, load_synthetic, save_synthetic
+from tiny_lm import random_gpt2
 
 TINY = B.BidafConfig(emb_dim=16, hidden=16, highway_layers=1, modeling_layers=1, dropout=0.0, optimizer="adam",
                      lr=1e-2, batch_size=16, epochs=4, patience=2)
@@ -310,22 +311,10 @@ def test_adversarial_qa_reads_the_shared_qa_set():
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    """A randomly initialised GPT-2-shaped LM (64 positions) with a byte-level BPE; no training."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
+    """A randomly initialised GPT-2-shaped LM (160 positions) with a byte-level BPE; no training."""
     from arkbench.papers.zerogen import plm
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(plm.smoke_qa_corpus(40), trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=160, n_embd=16, n_layer=1, n_head=2,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)).eval()
+    model, tok = random_gpt2(plm.smoke_qa_corpus(40), n_positions=160, n_embd=16, n_layer=1)
     return model, tok
 
 
