@@ -43,7 +43,7 @@ from pydantic import Field
 from torch import nn
 
 from ...config import Section
-from .tam import BestEpoch, n_params
+from .tam import BestEpoch, n_params, pad_ids
 
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
@@ -130,14 +130,6 @@ def encode(rows: Sequence[dict], vocab: Vocab, cfg: BidafConfig) -> list[Encoded
                 if ans["text"] else None)
         out.append(Encoded(r, vocab.ids(toks), spans or [(0, 0)], q, *(span or (None, None))))
     return out
-
-
-def _pad(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    n = max(len(s) for s in seqs)
-    x = torch.zeros(len(seqs), n, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.tensor(s)
-    return x, torch.tensor([len(s) for s in seqs])
 
 
 # ----------------------------------------------------------------------------- model
@@ -270,8 +262,8 @@ def _batches(exs: Sequence[Encoded], bs: int, shuffle: bool, g: random.Random):
         g.shuffle(order)
     for s in range(0, len(order), bs):
         chunk = [exs[i] for i in order[s: s + bs]]
-        c, lc = _pad([e.c for e in chunk])
-        q, lq = _pad([e.q for e in chunk])
+        c, lc = pad_ids([e.c for e in chunk])
+        q, lq = pad_ids([e.q for e in chunk])
         yield chunk, c, lc, q, lq
 
 

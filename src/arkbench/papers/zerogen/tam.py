@@ -85,7 +85,8 @@ class Vocab:
         return ids or [1]
 
 
-def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_ids(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists with 0 (PAD): (ids [B, T_max], lengths [B]); shared with the BiDAF TAM."""
     n = max(len(s) for s in seqs)
     x = torch.zeros(len(seqs), n, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -190,9 +191,9 @@ def _batches(examples: Sequence[Example], vocab: Vocab, cfg: TamConfig, shuffle:
         g.shuffle(order)
     for s in range(0, len(order), cfg.batch_size):
         chunk = [examples[i] for i in order[s: s + cfg.batch_size]]
-        x, lx = _pad([vocab.encode(a, cfg.max_len) for a, _, _ in chunk])
+        x, lx = pad_ids([vocab.encode(a, cfg.max_len) for a, _, _ in chunk])
         if chunk[0][1] is not None:
-            x2, lx2 = _pad([vocab.encode(b, cfg.max_len) for _, b, _ in chunk])
+            x2, lx2 = pad_ids([vocab.encode(b, cfg.max_len) for _, b, _ in chunk])
         else:
             x2 = lx2 = None
         yield x, lx, x2, lx2, torch.tensor([y for _, _, y in chunk])
