@@ -240,9 +240,8 @@ def _evaluate(model, prep: _Prepared, hp: FinetuneHP, device, pad_id: int) -> di
     out: dict[str, float] = {}
     multi = len(prep.eval) > 1
     for i, (split, feats) in enumerate(prep.eval.items()):
-        loader = glue_data.make_loader(feats, hp.eval_batch_size, pad_id=pad_id, keys=glue_data.MODEL_INPUTS)
-        batches = progress(loader, desc=f"evaluate {spec.name} {split}", unit="batch")
-        logits = glue_data.predict(model, batches, device, amp_dtype)
+        logits = glue_data.predict_by_length(model, feats, hp.eval_batch_size, device, pad_id=pad_id,
+                                             autocast_dtype=amp_dtype, desc=f"evaluate {spec.name} {split}")
         examples = prep.eval_examples[split]
         if spec.problem_type == "span":
             preds = squad_data.postprocess(examples, feats, logits[..., 0], logits[..., 1], n_best=hp.n_best,

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["encode", "collate", "make_loader", "GlobalBatchSampler", "predict", "split_metrics", "MODEL_INPUTS"]
+__all__ = ["encode", "collate", "make_loader", "GlobalBatchSampler", "predict", "predict_by_length", "split_metrics", "MODEL_INPUTS"]
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -164,6 +164,26 @@ def predict(model: torch.nn.Module, loader, device: torch.device,
         outs = [np.pad(o, [(0, 0), (0, width - o.shape[1])] + [(0, 0)] * (o.ndim - 2), constant_values=-1e9)
                 for o in outs]
     return np.concatenate(outs, axis=0)
+
+
+def predict_by_length(model: torch.nn.Module, features: Sequence[dict[str, Any]], batch_size: int,
+                      device: torch.device, *, pad_id: int = 0, autocast_dtype: torch.dtype | None = None,
+                      desc: str | None = None) -> np.ndarray:
+    """:func:`predict` over batches of similar length, returned in `features`' order.
+
+    Evaluation sets mix short and long rows; batching them in order pads every batch to its
+    longest row. Sorting by length first (stable, so ties keep their order) cuts the padded
+    tokens, and the inverse permutation puts the logits back: row i of the result is
+    features[i]'s logits, as with an unsorted loader (up to float rounding of batch shapes).
+    """
+    from ..progress import progress
+
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))   # [N] short -> long
+    loader = make_loader([features[i] for i in order], batch_size, pad_id=pad_id, keys=MODEL_INPUTS)
+    logits = predict(model, progress(loader, desc=desc, unit="batch") if desc else loader, device, autocast_dtype)
+    out = np.empty_like(logits)
+    out[np.asarray(order, dtype=np.int64)] = logits   # un-sort: out[order[k]] = logits[k]
+    return out
 
 
 def split_metrics(metric_name: str, logits: np.ndarray, references: Sequence,
