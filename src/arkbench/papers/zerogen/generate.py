@@ -125,12 +125,19 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
-def encode_left_padded(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (N, L) left-padded with the pad id, and the attention mask (N, L)."""
+def prompt_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Each prompt's token ids as every backend feeds them to the LM: no special tokens added
+    (ZeroGen's prompts are plain text), an empty prompt becomes [BOS] (or [pad])."""
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     if any(len(x) == 0 for x in ids):
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else _pad_id(tokenizer)
         ids = [x or [bos] for x in ids]
+    return ids
+
+
+def encode_left_padded(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (N, L) left-padded with the pad id, and the attention mask (N, L)."""
+    ids = prompt_ids(tokenizer, texts)
     n = max(len(x) for x in ids)
     pad = _pad_id(tokenizer)
     out = torch.full((len(ids), n), pad, dtype=torch.long)
@@ -228,6 +235,10 @@ def sample(model, tokenizer, prompts: Sequence[str], cfg: DecodeConfig, seed: in
 
     counters[i]: the counter-label prompts of prompts[i] (all the same length K), used for
     self-debiasing when ``cfg.decay_constant > 0``.
+
+    `model` may also be a serving backend with a ``sample_texts`` method (the optional vLLM
+    backend, ``vllm_backend.VllmPLM``): it then receives the same prompts, settings and seed, so
+    every caller (x1, x2, QA questions) builds its prompts once, whatever the backend.
     """
     if counters is not None:
         if len(counters) != len(prompts):
@@ -239,6 +250,8 @@ def sample(model, tokenizer, prompts: Sequence[str], cfg: DecodeConfig, seed: in
             counters = None
     if counters is not None and cfg.decay_constant == 0:
         counters = None      # λ = 0: plain sampling, no counter rows computed
+    if hasattr(model, "sample_texts"):   # a serving backend (vllm_backend.VllmPLM) samples by itself
+        return model.sample_texts(prompts, cfg, seed=seed, counters=counters, progress=progress)
     gen = torch.Generator().manual_seed(int(seed))
     model.eval()
     texts: list[str] = []
@@ -283,4 +296,4 @@ def config_dict(cfg: DecodeConfig) -> dict:
 
 
 __all__ = ["DecodeConfig", "sample", "self_debias", "top_k_filter", "top_p_filter", "mean_nll",
-           "count_new_tokens", "stop_token_mask", "encode_left_padded", "cut_at_stop"]
+           "count_new_tokens", "stop_token_mask", "encode_left_padded", "prompt_ids", "cut_at_stop"]

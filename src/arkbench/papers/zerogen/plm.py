@@ -92,6 +92,8 @@ def load_plm(name: str, cache_dir: str | os.PathLike | None = None, dtype: torch
 
 
 def n_params(model) -> int:
+    if not hasattr(model, "parameters"):      # a served PLM (vllm_backend.VllmPLM) counts its files
+        return model.num_parameters()
     return sum(p.numel() for p in model.parameters())
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ...config import Section, section
 from ...utils import atomic_write_json, atomic_write_text
@@ -29,6 +29,7 @@ from .bidaf import BidafConfig
 from .generate import DecodeConfig
 from .synth import SynthConfig
 from .tam import TamConfig
+from .vllm_backend import VllmConfig
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,9 @@ class SynthesizeParams(Section):
     out_dir: str = "data/zerogen/synthetic"
     samples_logged: int = Field(50, ge=0)         # rows in the MLflow sample table
     num_threads: int | None = Field(None, ge=1)   # torch threads (None: one per core); see set_threads
+    backend: Literal["transformers", "vllm"] = "transformers"   # vllm: GPU hosts only (vllm_backend.py)
+    backend_for: dict[str, Literal["transformers", "vllm"]] = Field(default_factory=dict)   # set -> backend
+    vllm: VllmConfig = Field(default_factory=VllmConfig)       # the vLLM engine's settings
 
     @field_validator("sets")
     @classmethod
@@ -186,8 +190,34 @@ class SynthesizeParams(Section):
                 raise ValueError(f"sets: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
         return v
 
+    @field_validator("backend_for")
+    @classmethod
+    def _backend_sets(cls, v):
+        for s in v:
+            if s not in SETS:
+                raise ValueError(f"backend_for: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _vllm_cannot_debias(self):
+        """Refuse, before any work, a vllm set that self-debiases (see vllm_backend's docstring)."""
+        for s in self.sets:
+            if self.backend_of(s) != "vllm":
+                continue
+            lam = self.synth_for(s).x2.decay_constant
+            if lam > 0 and T.get_task(SETS[s]).counter:
+                key = "backend_for." + s if s in self.backend_for else "backend"
+                raise ValueError(
+                    f"zerogen_synthesize.{key}: vllm cannot serve set {s!r}, which self-debiases "
+                    f"(x2.decay_constant = {lam:g}): vLLM offers no supported way to read the counter prompts' "
+                    f"logits at every step. Set backend_for: {{{s}: transformers}}, or decay_constant: 0")
+        return self
+
     def plm_of(self, s: str) -> str:
         return self.plm_for.get(s, self.plm)
+
+    def backend_of(self, s: str) -> str:
+        return self.backend_for.get(s, self.backend)
 
     def synth_for(self, s: str) -> SynthConfig:
         from ...config import deep_merge
@@ -222,7 +252,14 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
         raise ValueError(f"set {set!r} is not in zerogen_synthesize.sets {params.sets}")
     set_threads(params.num_threads)
     cfg = params.synth_for(set)
-    model, tok = _load_plm(params.plm_of(set), params.plm_dir)
+    backend = params.backend_of(set)
+    if backend == "vllm":    # checks vllm and CUDA before loading anything
+        from .vllm_backend import load_vllm_plm
+
+        key = f"zerogen_synthesize.backend_for.{set}" if set in params.backend_for else "zerogen_synthesize.backend"
+        model, tok = load_vllm_plm(Path(params.plm_dir) / params.plm_of(set), params.vllm, seed=params.seed, key=key)
+    else:
+        model, tok = _load_plm(params.plm_of(set), params.plm_dir)
     t0 = time.time()
     rows, stats = synthesize_set(set, model, tok, cfg, params.seed, params.data)
     dt = time.time() - t0
@@ -234,7 +271,7 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
     prov = {"set": set, "task": task.name, "plm": params.plm_of(set), "plm_params": n_params(model),
             "prompts": {"x1": task.x1, "x2": dict(task.x2), "counter": {k: list(v) for k, v in task.counter.items()}},
             "label_map": dict(task.labels), "zerogen_ids": dict(task.zerogen_ids), "evidence": task.evidence,
-            "synth": cfg.model_dump(), "seed": params.seed, "filter": stats, "rows": len(rows),
+            "synth": cfg.model_dump(), "seed": params.seed, "filter": stats, "rows": len(rows), "backend": backend,
             "data_source": params.data.source}
     out = Path(params.out_dir) / set
     save_synthetic(rows, out, prov)
