@@ -182,20 +182,12 @@ class SynthesizeParams(Section):
     backend_for: dict[str, Literal["transformers", "vllm"]] = Field(default_factory=dict)   # set -> backend
     vllm: VllmConfig = Field(default_factory=VllmConfig)       # the vLLM engine's settings
 
-    @field_validator("sets")
+    @field_validator("sets", "backend_for")
     @classmethod
-    def _sets(cls, v):
-        for s in v:
+    def _known_sets(cls, v, info):
+        for s in v:   # a list of sets, or a dict keyed by set
             if s not in SETS:
-                raise ValueError(f"sets: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
-        return v
-
-    @field_validator("backend_for")
-    @classmethod
-    def _backend_sets(cls, v):
-        for s in v:
-            if s not in SETS:
-                raise ValueError(f"backend_for: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
+                raise ValueError(f"{info.field_name}: unknown prompt family {s!r}; allowed: {', '.join(SETS)}")
         return v
 
     @model_validator(mode="after")
