@@ -106,14 +106,33 @@ def closure(script: Path) -> set[str]:
     return {m for m in seen if not _exempt(m)}
 
 
+CODE_KEY = "data/resolved/code/"
+
+
+def expand_code_keys(deps: list[str]) -> list[str]:
+    """A stage's deps with each data/resolved/code/<family>.json replaced by the code paths the
+    `resolve` stage hashes into it (arkbench.resolve.CODE)."""
+    from arkbench.resolve import CODE
+
+    out = []
+    for d in deps:
+        if d.startswith(CODE_KEY):
+            family = d[len(CODE_KEY):].removesuffix(".json")
+            assert family in CODE, f"{d}: no family {family!r} in arkbench.resolve.CODE"
+            out += CODE[family]
+        else:
+            out.append(d)
+    return out
+
+
 def stage_scripts(dvc: dict) -> dict[str, tuple[Path, list[str]]]:
-    """stage name -> (its script, its deps as written, ${...} paths dropped)."""
+    """stage name -> (its script, its deps as written with code keys expanded, ${...} paths dropped)."""
     out = {}
     for name, st in dvc["stages"].items():
         body = st.get("do", st)
         cmd = body["cmd"]
         script = next(tok for tok in cmd.split() if tok.endswith(".py"))
-        deps = [d for d in body.get("deps", []) if "${" not in d]
+        deps = expand_code_keys([d for d in body.get("deps", []) if "${" not in d])
         out[name] = (REPO / script, deps)
     return out
 
@@ -144,6 +163,29 @@ def test_every_stage_lists_the_code_it_loads(dvc):
                 if (miss := uncovered(script, deps))}
     assert problems == {}, ("dvc.yaml deps miss code the stage loads (add the file or its package "
                             f"folder to the stage's deps): {json.dumps(problems, indent=1)}")
+
+
+def test_code_keys_are_rewritten_whenever_their_code_changes(dvc):
+    """A stage depending on data/resolved/code/<family>.json reruns on an edit only if `resolve` reruns
+    (and rewrites the key) first: resolve must depend on every path of every family, and be upstream of
+    each key's readers (it writes data/resolved). Switched off once: with `src/arkbench/papers` in a
+    family but resolve depending on `src/arkbench/models` only, this failed naming the path."""
+    from arkbench.resolve import CODE
+
+    resolve = dvc["stages"]["resolve"]
+    dep_paths = [REPO / d for d in resolve["deps"]]
+    for family, paths in CODE.items():
+        for rel in paths:
+            p = REPO / rel
+            assert p.exists(), f"arkbench.resolve.CODE[{family!r}] lists {rel}, which does not exist"
+            assert any(p == d or d in p.parents for d in dep_paths), (
+                f"resolve does not depend on {rel} (CODE[{family!r}]): an edit there would leave its key stale")
+    assert ".dvcignore" in resolve["deps"], "the keys leave out what .dvcignore lists: resolve must rerun on it"
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in resolve["outs"]]
+    assert any(CODE_KEY.startswith(o.rstrip("/") + "/") for o in outs), outs
+    used = {d for st in dvc["stages"].values() for d in st.get("do", st).get("deps", [])
+            if d.startswith(CODE_KEY)}
+    assert used == {f"{CODE_KEY}{f}.json" for f in CODE}, "a CODE family no stage uses, or a key with no family"
 
 
 def test_report_depends_on_every_papers_claims(dvc):

@@ -42,9 +42,9 @@ def test_no_stage_depends_on_the_profile_name():
     for name, stage in _dvc_stages().items():
         body = _body(stage)
         params = [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
-        # the report names the profile in its output: it reads it; resolve depends on all of
-        # params.yaml anyway (it lists profile and seed only so `dvc exp show` shows them)
-        if name not in ("report", "resolve"):
+        # resolve depends on all of params.yaml anyway (it lists profile and seed only so `dvc exp
+        # show` shows them); the report reads the name from data/resolved/profile.json
+        if name != "resolve":
             assert "profile" not in params, name
         assert not any(str(p).startswith("profiles.") for p in params), name
         if name in STAGE_SECTIONS:
@@ -55,11 +55,13 @@ def test_stages_track_params_through_resolved_files_only():
     """A `params:` entry makes DVC parse all of params.yaml for that stage on every `dvc status` /
     `dvc repro` (no cache across stages): with `params: [seed]` in each of 45 stages a no-op repro
     spent ~14 of its 16 CPU-seconds in ruamel.yaml. So the seed is a file too (data/resolved/seed.json),
-    and only resolve and report list params. (Checked failing against the dvc.yaml before: 22 stages
-    listed `seed`.)"""
+    the report reads the profile's name from data/resolved/profile.json, and only resolve lists params.
+    (Checked failing against the dvc.yaml before: 22 stages listed `seed`; and against the report's
+    former `params: [profile]`.)"""
+    assert "data/resolved/profile.json" in _body(_dvc_stages()["report"])["deps"]
     for name, stage in _dvc_stages().items():
         body = _body(stage)
-        if name in ("resolve", "report"):
+        if name == "resolve":
             continue
         assert not body.get("params"), f"{name}: params {body.get('params')}: depend on data/resolved/... instead"
         if any(str(d).startswith("data/resolved/params/") for d in body.get("deps", [])):
@@ -79,6 +81,7 @@ def test_resolved_sections_equal_what_stages_validate(tmp_path, monkeypatch):
     for prof in names:
         Path("params.yaml").write_text(yaml.safe_dump({**raw, "profile": prof}, sort_keys=False))
         doc = resolve()
+        assert json.loads(Path("data/resolved/profile.json").read_text()) == {"profile": prof}
         assert set(doc["sections"]) == {k for k in raw if isinstance(raw[k], dict)}, prof
         assert set(doc["sections"]) <= set(registered_sections()), prof   # each one has a schema
         for name in doc["sections"]:

@@ -135,7 +135,7 @@ def test_push_clone_pull_through_s3(tmp_path, s3_server):
     status = dvc(clone, "status", TARGET)
     changed = set(re.findall(r"(?:deleted|modified|new):\s+(\S+)", status))
     assert changed <= {"data/resolved", "data/resolved/local", "data/resolved/seed.json",
-                       f"data/resolved/params/{TARGET}.json"}, status
+                       f"data/resolved/params/{TARGET}.json", f"data/resolved/code/{TARGET}.json"}, status
     repro = dvc(clone, "repro", TARGET)
     assert re.search(rf"Stage '{TARGET}' didn't change", repro), repro
     ran = re.findall(r"Running stage '([^']+)'", repro)

@@ -1,6 +1,6 @@
 """The ``resolve`` stage: what the active profile means, as files DVC can track.
 
-Two things a stage reads are invisible to DVC's own params/deps tracking:
+Two things a stage reads are invisible to DVC's own params/deps tracking, and a third is costly to track:
 
 1. **Its effective params section.** params.yaml holds each section's smoke values and each
    profile's overrides; a stage runs on the section merged with the active profile's
@@ -16,8 +16,19 @@ Two things a stage reads are invisible to DVC's own params/deps tracking:
    reruns the download stage, and then exactly the stages whose ``data/tasks/<task>``
    changed. A missing folder gives an empty folder too: the download stage then stops with
    the message naming it (arkbench.data.download.check_local_dir).
+3. **The code a stage runs, as one file.** DVC's cost of a dependency is mostly per entry, not
+   per byte: each dep is an object built twice, hashed (a folder: a tree of its files) and
+   read-locked several times on every `dvc status` / `dvc repro`. With 5-8 code folders and
+   files listed in each of ~45 stages, that was a quarter of a no-op repro's CPU time. So this
+   stage hashes each stage family's code (``CODE``: the folders and files it loads, whole
+   packages where simpler) into ``data/resolved/code/<family>.json`` (sha-256 per file,
+   leaving out what .dvcignore leaves out: byte-code, editor and OS files), and each stage
+   depends on its family's file: an edit reruns this stage (it depends on all of src/arkbench),
+   which rewrites exactly the key files whose code changed, which rerun exactly the stages that
+   load it. tests/test_dvc_deps.py expands the keys and checks they cover every module a stage
+   can load.
 
-The stage depends on params.yaml only, imports only PyYAML and arkbench.config (whose
+The stage depends on params.yaml, src/arkbench and .dvcignore only, imports only PyYAML and arkbench.config (whose
 merge, ``<section>.profiles.<profile>`` over the section, it shares with every stage; ~0.4 s;
 it lives outside arkbench.data so `datasets` is not imported) and rewrites a file only when
 its content changes. A bad profile name stops it with the message naming the key. Its output is not cached (``cache: false``): it is
@@ -25,12 +36,36 @@ re-derived in 0.2 s, and DVC must never move the linked data folder into its cac
 """
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 GLOBAL_KEYS = ("profile", "seed", "profiles", "vars")
+
+# stage family -> the code its stages load (repo-relative; a folder means every file under it).
+# dvc.yaml: each stage depends on data/resolved/code/<family>.json instead of these paths.
+_ENCODER = ["src/arkbench/data", "src/arkbench/models",
+            "src/arkbench/papers",          # the model registry imports every paper's plugins
+            "src/arkbench/tokenization.py", "src/arkbench/training", "src/arkbench/utils.py"]
+CODE: dict[str, list[str]] = {
+    "download": ["src/arkbench/data", "src/arkbench/utils.py"],
+    "pretrain": _ENCODER,
+    "autobert": _ENCODER,
+    "finetune": [*_ENCODER, "src/arkbench/metrics"],
+    "zerogen": [*_ENCODER, "src/arkbench/metrics"],
+    "oversmoothing": [*_ENCODER, "src/arkbench/metrics", "src/arkbench/outputs.py"],
+    "sparsebert_grid": [*_ENCODER, "src/arkbench/metrics", "src/arkbench/outputs.py"],
+    "sparsebert_summary": ["src/arkbench/papers/sparsebert/summary.py", "src/arkbench/papers/sparsebert/table.py",
+                           "src/arkbench/papers/sparsebert/patterns.py", "src/arkbench/outputs.py",
+                           "src/arkbench/utils.py"],
+    "captioning": ["src/arkbench/papers/captioning", "src/arkbench/utils.py"],
+    "report": ["src/arkbench/outputs.py",
+               "src/arkbench/papers",      # every paper's claims.yaml (found through its manifest)
+               "src/arkbench/report", "src/arkbench/utils.py"],
+}
 
 
 def section_names(raw: dict[str, Any]) -> list[str]:
@@ -91,7 +126,8 @@ def _write_if_changed(path: Path, obj: Any) -> None:
 
 
 def run(params_file: str = "params.yaml", out_dir: str = "data/resolved") -> dict[str, Any]:
-    """Write params/<section>.json for every section (dropping stale ones), seed.json and the `local` link."""
+    """Write params/<section>.json for every section (dropping stale ones), seed.json, profile.json and
+    the `local` link."""
     from arkbench.config import globals_, read_params
 
     raw = read_params(params_file)
@@ -106,5 +142,74 @@ def run(params_file: str = "params.yaml", out_dir: str = "data/resolved") -> dic
     # the global seed every stage reads, as a file dep: a `params: [seed]` entry per stage made
     # DVC parse the whole params.yaml once per stage (~45 parses, most of a no-op `dvc repro`)
     _write_if_changed(out / "seed.json", {"seed": raw.get("seed", 0)})
+    # the active profile's name, for the report (which prints it and judges claims by it): the same
+    # one parse of params.yaml fewer on every `dvc repro` as a `params: [profile]` entry would cost
+    _write_if_changed(out / "profile.json", {"profile": raw.get("profile", "smoke")})
     linked = link_local(effective_section(raw, "download"), out / "local")
     return {"sections": names, "local": linked}
+
+
+def ignore_patterns(dvcignore: Path) -> list[str]:
+    """The name patterns of a .dvcignore (`name` or `name/`, shell wildcards): what DVC leaves out of
+    a folder's hash, left out of the code keys too, so a fresh clone and a machine that ran the
+    stages (byte-code, editor backups) get the same keys. A pattern this reader cannot apply the
+    way DVC does (a path, a negation) is an error naming the file and line."""
+    out = []
+    if not dvcignore.is_file():
+        return out
+    for no, line in enumerate(dvcignore.read_text().splitlines(), 1):
+        pat = line.strip()
+        if not pat or pat.startswith("#"):
+            continue
+        if pat.startswith("!") or "/" in pat.rstrip("/") or "**" in pat:
+            raise ValueError(f"{dvcignore}:{no}: {pat!r}: the code keys (arkbench.resolve.code_key) "
+                             "only apply name patterns (`name`, `name/`, shell wildcards)")
+        out.append(pat)
+    return out
+
+
+def _ignored(name: str, is_dir: bool, patterns: list[str]) -> bool:
+    for pat in patterns:
+        if pat.endswith("/"):
+            if is_dir and fnmatch.fnmatchcase(name, pat[:-1]):
+                return True
+        elif fnmatch.fnmatchcase(name, pat):
+            return True
+    return False
+
+
+def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | None = None) -> dict[str, Any]:
+    """{"paths": paths, "files": {repo-relative file: sha256}} over every file under `paths`,
+    leaving out names that match `patterns` (default: `root`/.dvcignore's). A missing path is
+    an error naming it."""
+    patterns = ignore_patterns(root / ".dvcignore") if patterns is None else patterns
+    files: dict[str, str] = {}
+    for rel in paths:
+        top = root / rel
+        if top.is_file():
+            found = [top]
+        elif top.is_dir():
+            found = []
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames[:] = sorted(d for d in dirnames if not _ignored(d, True, patterns))
+                found += [Path(dirpath) / f for f in filenames if not _ignored(f, False, patterns)]
+        else:
+            raise FileNotFoundError(f"arkbench.resolve.CODE lists {rel!r}, which is not in {root.resolve()}")
+        for f in found:
+            files[f.relative_to(root).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return {"paths": list(paths), "files": dict(sorted(files.items()))}
+
+
+def write_code_keys(out_dir: str = "data/resolved", code: dict[str, list[str]] | None = None,
+                    root: Path = Path(".")) -> list[str]:
+    """Write code/<family>.json for every family of `code` (default CODE), dropping stale ones;
+    a file is rewritten only when its content changes. Returns the families."""
+    code = CODE if code is None else code
+    patterns = ignore_patterns(root / ".dvcignore")
+    out = Path(out_dir) / "code"
+    for family, paths in code.items():
+        _write_if_changed(out / f"{family}.json", code_key(paths, root, patterns))
+    for stale in out.glob("*.json"):
+        if stale.stem not in code:
+            stale.unlink()
+    return list(code)
