@@ -42,10 +42,8 @@ def test_no_stage_depends_on_the_profile_name():
     for name, stage in _dvc_stages().items():
         body = _body(stage)
         params = [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
-        # resolve depends on all of params.yaml anyway (it lists profile and seed only so `dvc exp
-        # show` shows them); the report reads the name from data/resolved/profile.json
-        if name != "resolve":
-            assert "profile" not in params, name
+        # the report reads the name from data/resolved/profile.json
+        assert "profile" not in params, name
         assert not any(str(p).startswith("profiles.") for p in params), name
         if name in STAGE_SECTIONS:
             assert f"data/resolved/params/{STAGE_SECTIONS[name]}.json" in body["deps"], name
@@ -55,14 +53,15 @@ def test_stages_track_params_through_resolved_files_only():
     """A `params:` entry makes DVC parse all of params.yaml for that stage on every `dvc status` /
     `dvc repro` (no cache across stages): with `params: [seed]` in each of 45 stages a no-op repro
     spent ~14 of its 16 CPU-seconds in ruamel.yaml. So the seed is a file too (data/resolved/seed.json),
-    the report reads the profile's name from data/resolved/profile.json, and only resolve lists params.
-    (Checked failing against the dvc.yaml before: 22 stages listed `seed`; and against the report's
-    former `params: [profile]`.)"""
+    the report reads the profile's name from data/resolved/profile.json, and no stage lists params:
+    resolve depends on the whole file; `dvc exp show` reads dvc.yaml's top-level `params:` (not parsed
+    by `dvc repro`). (Checked failing against the dvc.yaml before: 22 stages listed `seed`; and against
+    the report's and resolve's former `params:`.)"""
     assert "data/resolved/profile.json" in _body(_dvc_stages()["report"])["deps"]
+    assert "params.yaml" in _body(_dvc_stages()["resolve"])["deps"]
+    assert yaml.safe_load((REPO / "dvc.yaml").read_text()).get("params") == ["params.yaml"]
     for name, stage in _dvc_stages().items():
         body = _body(stage)
-        if name == "resolve":
-            continue
         assert not body.get("params"), f"{name}: params {body.get('params')}: depend on data/resolved/... instead"
         if any(str(d).startswith("data/resolved/params/") for d in body.get("deps", [])):
             assert "data/resolved/seed.json" in body["deps"], name
