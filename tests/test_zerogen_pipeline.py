@@ -173,3 +173,19 @@ def test_every_stage_applies_its_num_threads_first(monkeypatch, repo_root):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_profile_sets_resolve_as_their_comments_say(repo_root):
+    """The cpu profile's per-set overrides merge over `synth` key by key: RTE keeps the profile's 8
+    samples per label and ZeroGen's self-debiasing, QA takes one sample per (context, answer). A
+    mis-indented override once gave RTE the QA keys (per_label 1: 24 raw pairs, 11 rows kept)."""
+    from arkbench.config import effective_section, read_params
+    from arkbench.papers.zerogen.stages import SynthesizeParams
+
+    p = SynthesizeParams.model_validate(effective_section(read_params(repo_root / "params.yaml"),
+                                                         "zerogen_synthesize", "cpu"))
+    movie, rte, qa = p.synth_for("movie"), p.synth_for("rte"), p.synth_for("qa")
+    assert movie.per_label == rte.per_label == p.synth.per_label == 8
+    assert rte.x2.decay_constant == 200.0 and movie.x2.decay_constant == 0.0
+    assert rte.n_contexts * 2 * rte.per_label >= 100          # enough raw pairs to keep ~100 rows
+    assert (qa.per_label, qa.answers_per_context, qa.one_per_answer) == (1, 4, True)
