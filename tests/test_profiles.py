@@ -67,6 +67,17 @@ def test_stages_track_params_through_resolved_files_only():
             assert "data/resolved/seed.json" in body["deps"], name
 
 
+def test_resolve_always_runs_instead_of_being_restored():
+    """DVC's run cache restores a stage whose deps it has seen before instead of running it; for
+    `resolve` that brought back data/resolved's files but not the empty `local` folder, so `download`
+    saw its dep deleted, removed data/tasks and failed (seen on a copy of a completed smoke run after
+    a code edit was reverted; with `persist: true` resolve ran and nothing else did). A persistent
+    output turns the run cache off for the stage."""
+    outs = _body(_dvc_stages()["resolve"])["outs"]
+    (entry,) = [o for o in outs if isinstance(o, dict) and "data/resolved" in o]
+    assert entry["data/resolved"].get("persist") is True and entry["data/resolved"].get("cache") is False
+
+
 def test_resolved_sections_equal_what_stages_validate(tmp_path, monkeypatch):
     """What DVC tracks (the resolve stage's data/resolved/params/<section>.json) is what a stage runs
     on (arkbench.config.stage_params' merge), for every section under every declared profile. One
