@@ -159,10 +159,12 @@ def test_counter_argument_errors(tiny):
 
 
 def test_mean_nll_matches_hf_loss(tiny):
-    """mean_nll equals transformers' own causal-LM loss of each string alone (padding ignored)."""
+    """mean_nll equals transformers' own causal-LM loss of each string alone (padding ignored), in
+    the callers' order although batches are formed by length (3 texts, batches of 2)."""
     model, tok = tiny
-    texts = ["The movie review in positive sentiment is: \"fine\"", 'Movie: "A"']
-    ours = G.mean_nll(model, tok, texts)
+    texts = ["The movie review in positive sentiment is: \"fine\"", 'Movie: "A"',
+             'The movie review in negative sentiment is: "dull and long"']
+    ours = G.mean_nll(model, tok, texts, batch_size=2)
     for t, v in zip(texts, ours):
         ids = torch.tensor([tok(t, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():

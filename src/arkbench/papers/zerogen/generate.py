@@ -277,17 +277,21 @@ def mean_nll(model, tokenizer, texts: Sequence[str], batch_size: int = 32) -> li
     nll(s) = (1/|s|−1) Σ_{t≥1} −log P(s_t | s_<t); pad positions are ignored, prompt tokens
     count (ZeroGen scores the whole filled template).
     """
-    out: list[float] = []
+    out = [0.0] * len(texts)
     device = next(model.parameters()).device
-    for s in range(0, len(texts), batch_size):
-        ids, mask = encode_left_padded(tokenizer, texts[s: s + batch_size])
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # similar lengths share a batch: less padding
+    for s in range(0, len(order), batch_size):
+        idx = order[s: s + batch_size]
+        ids, mask = encode_left_padded(tokenizer, [texts[i] for i in idx])
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp_min(0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()
-        lp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)   # (N, L-1)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()   # (N, L, V)
+        tgt = ids[:, 1:, None]
+        lp = (logits[:, :-1].gather(-1, tgt) - logits[:, :-1].logsumexp(-1, keepdim=True)).squeeze(-1)   # (N, L-1)
         m = mask[:, 1:].float() * mask[:, :-1].float()
         nll = -(lp * m).sum(1) / m.sum(1).clamp_min(1)
-        out.extend(nll.tolist())
+        for i, v in zip(idx, nll.tolist()):   # back to the callers' order
+            out[i] = v
     return out
 
 
