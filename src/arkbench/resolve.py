@@ -178,11 +178,14 @@ def _ignored(name: str, is_dir: bool, patterns: list[str]) -> bool:
     return False
 
 
-def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | None = None) -> dict[str, Any]:
+def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | None = None,
+             digests: dict[str, str] | None = None) -> dict[str, Any]:
     """{"paths": paths, "files": {repo-relative file: sha256}} over every file under `paths`,
     leaving out names that match `patterns` (default: `root`/.dvcignore's). A missing path is
-    an error naming it."""
+    an error naming it. `digests` (file -> sha256) is reused and filled, so families that share
+    folders read and hash each file once."""
     patterns = ignore_patterns(root / ".dvcignore") if patterns is None else patterns
+    digests = {} if digests is None else digests
     files: dict[str, str] = {}
     for rel in paths:
         top = root / rel
@@ -196,7 +199,10 @@ def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | Non
         else:
             raise FileNotFoundError(f"arkbench.resolve.CODE lists {rel!r}, which is not in {root.resolve()}")
         for f in found:
-            files[f.relative_to(root).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+            rel_f = f.relative_to(root).as_posix()
+            if rel_f not in digests:
+                digests[rel_f] = hashlib.sha256(f.read_bytes()).hexdigest()
+            files[rel_f] = digests[rel_f]
     return {"paths": list(paths), "files": dict(sorted(files.items()))}
 
 
@@ -207,8 +213,9 @@ def write_code_keys(out_dir: str = "data/resolved", code: dict[str, list[str]] |
     code = CODE if code is None else code
     patterns = ignore_patterns(root / ".dvcignore")
     out = Path(out_dir) / "code"
+    digests: dict[str, str] = {}   # shared: _ENCODER's files appear in seven families
     for family, paths in code.items():
-        _write_if_changed(out / f"{family}.json", code_key(paths, root, patterns))
+        _write_if_changed(out / f"{family}.json", code_key(paths, root, patterns, digests))
     for stale in out.glob("*.json"):
         if stale.stem not in code:
             stale.unlink()
