@@ -198,9 +198,8 @@ class SynthesizeParams(Section):
                 continue
             lam = self.synth_for(s).x2.decay_constant
             if lam > 0 and T.get_task(SETS[s]).counter:
-                key = "backend_for." + s if s in self.backend_for else "backend"
                 raise ValueError(
-                    f"zerogen_synthesize.{key}: vllm cannot serve set {s!r}, which self-debiases "
+                    f"{self.backend_key(s)}: vllm cannot serve set {s!r}, which self-debiases "
                     f"(x2.decay_constant = {lam:g}): vLLM offers no supported way to read the counter prompts' "
                     f"logits at every step. Set backend_for: {{{s}: transformers}}, or decay_constant: 0")
         return self
@@ -210,6 +209,10 @@ class SynthesizeParams(Section):
 
     def backend_of(self, s: str) -> str:
         return self.backend_for.get(s, self.backend)
+
+    def backend_key(self, s: str) -> str:
+        """The params key that chose set `s`'s backend (for error messages)."""
+        return f"zerogen_synthesize.backend_for.{s}" if s in self.backend_for else "zerogen_synthesize.backend"
 
     def synth_for(self, s: str) -> SynthConfig:
         from ...config import deep_merge
@@ -248,8 +251,8 @@ def run_synthesize(params: SynthesizeParams, ctx, set: str) -> dict:  # noqa: A0
     if backend == "vllm":    # checks vllm and CUDA before loading anything
         from .vllm_backend import load_vllm_plm
 
-        key = f"zerogen_synthesize.backend_for.{set}" if set in params.backend_for else "zerogen_synthesize.backend"
-        model, tok = load_vllm_plm(Path(params.plm_dir) / params.plm_of(set), params.vllm, seed=params.seed, key=key)
+        model, tok = load_vllm_plm(Path(params.plm_dir) / params.plm_of(set), params.vllm, seed=params.seed,
+                                   key=params.backend_key(set))
     else:
         model, tok = _load_plm(params.plm_of(set), params.plm_dir)
     t0 = time.time()
