@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from arkbench.resolve import CODE, code_key, ignore_patterns, write_code_keys
+from arkbench.resolve import code_families, code_key, ignore_patterns, write_code_keys
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_a_dvcignore_pattern_the_keys_cannot_apply_is_an_error(tmp_path):
 
 
 def test_keys_cover_the_files_dvc_hashes(tmp_path):
-    """For every path in CODE: the files a key hashes are the files DVC hashes for that path as a dep
+    """For every path of every code family: the files a key hashes are the files DVC hashes for that path as a dep
     (DVC's own walk under .dvcignore), after byte-code and an editor backup were written next to them.
     (With the patterns switched off, the key of src/arkbench/data held 16 files against DVC's 8.)"""
     from dvc.repo import Repo
@@ -89,7 +89,7 @@ def test_keys_cover_the_files_dvc_hashes(tmp_path):
     (root / "src/arkbench/models/encoder.py~").write_text("backup")
     repo = Repo.init(str(root), no_scm=True)
     try:
-        for rel in sorted({p for paths in CODE.values() for p in paths}):
+        for rel in sorted({p for paths in code_families(REPO).values() for p in paths}):
             ours = set(code_key([rel], root)["files"])
             top = root / rel
             if top.is_file():
@@ -100,3 +100,29 @@ def test_keys_cover_the_files_dvc_hashes(tmp_path):
             assert ours == theirs, (rel, sorted(ours ^ theirs))
     finally:
         repo.close()
+
+
+def test_paper_code_families_come_from_the_manifests(monkeypatch):
+    """A paper's stage families are declared in its manifest (Paper.code), not in a central list:
+    shared names expand to the shared paths, the paper's own entries become repo-relative paths,
+    and a bad entry or a family defined twice is an error naming the manifest and the entry."""
+    import arkbench.papers as papers_mod
+    from arkbench.papers import Paper
+    from arkbench.resolve import CORE_CODE, SHARED_CODE
+
+    fams = code_families(REPO)
+    assert fams["captioning"] == ["src/arkbench/papers/captioning", "src/arkbench/utils.py"]
+    assert fams["sparsebert_summary"][:1] == ["src/arkbench/papers/sparsebert/summary.py"]
+    assert fams["zerogen"] == [*SHARED_CODE["encoder"], *SHARED_CODE["metrics"]]
+    declared = {f for p in papers_mod.papers().values() for f in p.code}
+    assert set(fams) == set(CORE_CODE) | declared and not set(CORE_CODE) & declared
+
+    folder = str(REPO / "src/arkbench/papers/zerogen")
+    bad = Paper(name="zerogen", title="t", code={"zerogen": ("encoder", "no_such.py")}, folder=folder)
+    monkeypatch.setattr(papers_mod, "papers", lambda: {"zerogen": bad})
+    with pytest.raises(FileNotFoundError, match=r"zerogen/manifest.py: code\['zerogen'\] lists 'no_such.py'"):
+        code_families(REPO)
+    twice = Paper(name="zerogen", title="t", code={"pretrain": ("encoder",)}, folder=folder)
+    monkeypatch.setattr(papers_mod, "papers", lambda: {"zerogen": twice})
+    with pytest.raises(ValueError, match="zerogen/manifest.py: code family 'pretrain' is already defined"):
+        code_families(REPO)

@@ -111,15 +111,17 @@ CODE_KEY = "data/resolved/code/"
 
 def expand_code_keys(deps: list[str]) -> list[str]:
     """A stage's deps with each data/resolved/code/<family>.json replaced by the code paths the
-    `resolve` stage hashes into it (arkbench.resolve.CODE)."""
-    from arkbench.resolve import CODE
+    `resolve` stage hashes into it (arkbench.resolve.code_families)."""
+    from arkbench.resolve import code_families
+
+    code = code_families(REPO)
 
     out = []
     for d in deps:
         if d.startswith(CODE_KEY):
             family = d[len(CODE_KEY):].removesuffix(".json")
-            assert family in CODE, f"{d}: no family {family!r} in arkbench.resolve.CODE"
-            out += CODE[family]
+            assert family in code, f"{d}: no family {family!r} in arkbench.resolve.code_families()"
+            out += code[family]
         else:
             out.append(d)
     return out
@@ -170,22 +172,23 @@ def test_code_keys_are_rewritten_whenever_their_code_changes(dvc):
     (and rewrites the key) first: resolve must depend on every path of every family, and be upstream of
     each key's readers (it writes data/resolved). Switched off once: with `src/arkbench/papers` in a
     family but resolve depending on `src/arkbench/models` only, this failed naming the path."""
-    from arkbench.resolve import CODE
+    from arkbench.resolve import code_families
 
     resolve = dvc["stages"]["resolve"]
     dep_paths = [REPO / d for d in resolve["deps"]]
-    for family, paths in CODE.items():
+    for family, paths in code_families(REPO).items():
         for rel in paths:
             p = REPO / rel
-            assert p.exists(), f"arkbench.resolve.CODE[{family!r}] lists {rel}, which does not exist"
+            assert p.exists(), f"code family {family!r} lists {rel}, which does not exist"
             assert any(p == d or d in p.parents for d in dep_paths), (
-                f"resolve does not depend on {rel} (CODE[{family!r}]): an edit there would leave its key stale")
+                f"resolve does not depend on {rel} (family {family!r}): an edit there would leave its key stale")
     assert ".dvcignore" in resolve["deps"], "the keys leave out what .dvcignore lists: resolve must rerun on it"
     outs = [o if isinstance(o, str) else next(iter(o)) for o in resolve["outs"]]
     assert any(CODE_KEY.startswith(o.rstrip("/") + "/") for o in outs), outs
     used = {d for st in dvc["stages"].values() for d in st.get("do", st).get("deps", [])
             if d.startswith(CODE_KEY)}
-    assert used == {f"{CODE_KEY}{f}.json" for f in CODE}, "a CODE family no stage uses, or a key with no family"
+    assert used == {f"{CODE_KEY}{f}.json" for f in code_families(REPO)}, \
+        "a code family no stage uses, or a key with no family"
 
 
 def test_report_depends_on_every_papers_claims(dvc):

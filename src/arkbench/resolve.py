@@ -20,17 +20,18 @@ Two things a stage reads are invisible to DVC's own params/deps tracking, and a 
    per byte: each dep is an object built twice, hashed (a folder: a tree of its files) and
    read-locked several times on every `dvc status` / `dvc repro`. With 5-8 code folders and
    files listed in each of ~45 stages, that was a quarter of a no-op repro's CPU time. So this
-   stage hashes each stage family's code (``CODE``: the folders and files it loads, whole
-   packages where simpler) into ``data/resolved/code/<family>.json`` (sha-256 per file,
+   stage hashes each stage family's code (:func:`code_families`: the folders and files it loads,
+   whole packages where simpler; the core families here, a paper's in its manifest's ``code``) into ``data/resolved/code/<family>.json`` (sha-256 per file,
    leaving out what .dvcignore leaves out: byte-code, editor and OS files), and each stage
    depends on its family's file: an edit reruns this stage (it depends on all of src/arkbench),
    which rewrites exactly the key files whose code changed, which rerun exactly the stages that
    load it. tests/test_dvc_deps.py expands the keys and checks they cover every module a stage
    can load.
 
-The stage depends on params.yaml, src/arkbench and .dvcignore only, imports only PyYAML and arkbench.config (whose
+The stage depends on params.yaml, src/arkbench and .dvcignore only, imports only PyYAML, arkbench.config (whose
 merge, ``<section>.profiles.<profile>`` over the section, it shares with every stage; ~0.4 s;
-it lives outside arkbench.data so `datasets` is not imported) and rewrites a file only when
+it lives outside arkbench.data so `datasets` is not imported) and the papers' manifests (plain
+data: each paper's stage families), and rewrites a file only when
 its content changes. A bad profile name stops it with the message naming the key. Its output is not cached (``cache: false``): it is
 re-derived in 0.2 s, and DVC must never move the linked data folder into its cache.
 """
@@ -45,27 +46,57 @@ from typing import Any
 
 GLOBAL_KEYS = ("profile", "seed", "profiles", "vars")
 
-# stage family -> the code its stages load (repo-relative; a folder means every file under it).
+# Shared code a stage family loads, by name: the core families below and each paper's manifest
+# (`Paper.code`) list these names, never the paths, so moving a shared module is one edit here.
+SHARED_CODE: dict[str, list[str]] = {
+    "encoder": ["src/arkbench/data", "src/arkbench/models",
+                "src/arkbench/papers",          # the model registry imports every paper's plugins
+                "src/arkbench/tokenization.py", "src/arkbench/training", "src/arkbench/utils.py"],
+    "metrics": ["src/arkbench/metrics"],
+    "outputs": ["src/arkbench/outputs.py"],
+    "utils": ["src/arkbench/utils.py"],
+}
+# The core stage families (repo-relative; a folder means every file under it). A paper's stage
+# families come from its manifest (arkbench.papers.Paper.code); code_families() joins both.
 # dvc.yaml: each stage depends on data/resolved/code/<family>.json instead of these paths.
-_ENCODER = ["src/arkbench/data", "src/arkbench/models",
-            "src/arkbench/papers",          # the model registry imports every paper's plugins
-            "src/arkbench/tokenization.py", "src/arkbench/training", "src/arkbench/utils.py"]
-CODE: dict[str, list[str]] = {
+CORE_CODE: dict[str, list[str]] = {
     "download": ["src/arkbench/data", "src/arkbench/utils.py"],
-    "pretrain": _ENCODER,
-    "autobert": _ENCODER,
-    "finetune": [*_ENCODER, "src/arkbench/metrics"],
-    "zerogen": [*_ENCODER, "src/arkbench/metrics"],
-    "oversmoothing": [*_ENCODER, "src/arkbench/metrics", "src/arkbench/outputs.py"],
-    "sparsebert_grid": [*_ENCODER, "src/arkbench/metrics", "src/arkbench/outputs.py"],
-    "sparsebert_summary": ["src/arkbench/papers/sparsebert/summary.py", "src/arkbench/papers/sparsebert/table.py",
-                           "src/arkbench/papers/sparsebert/patterns.py", "src/arkbench/outputs.py",
-                           "src/arkbench/utils.py"],
-    "captioning": ["src/arkbench/papers/captioning", "src/arkbench/utils.py"],
+    "pretrain": SHARED_CODE["encoder"],
+    "finetune": [*SHARED_CODE["encoder"], *SHARED_CODE["metrics"]],
     "report": ["src/arkbench/outputs.py",
                "src/arkbench/papers",      # every paper's claims.yaml (found through its manifest)
                "src/arkbench/report", "src/arkbench/utils.py"],
 }
+
+
+def code_families(root: Path = Path(".")) -> dict[str, list[str]]:
+    """Stage family -> the repo-relative code paths its key hashes: CORE_CODE, then every paper's
+    `Paper.code` with shared names expanded (SHARED_CODE) and its own paths made repo-relative
+    (they are relative to the paper's folder; "." is the whole folder). A family named twice, or
+    a paper entry that names no shared code and no file of the paper, is an error naming the
+    manifest and the entry."""
+    from arkbench.papers import papers
+
+    families = {name: list(paths) for name, paths in CORE_CODE.items()}
+    for paper in papers().values():
+        manifest = Path(paper.folder) / "manifest.py"
+        for family, entries in paper.code.items():
+            if family in families:
+                raise ValueError(f"{manifest}: code family {family!r} is already defined "
+                                 "(by arkbench.resolve.CORE_CODE or another paper)")
+            paths: list[str] = []
+            for entry in entries:
+                if entry in SHARED_CODE:
+                    paths += SHARED_CODE[entry]
+                    continue
+                own = Path(paper.folder) / entry
+                if not own.exists():
+                    raise FileNotFoundError(
+                        f"{manifest}: code[{family!r}] lists {entry!r}: neither a shared code name "
+                        f"({', '.join(SHARED_CODE)}) nor a path under {paper.folder}")
+                paths.append(Path(os.path.relpath(own.resolve(), Path(root).resolve())).as_posix())
+            families[family] = paths
+    return families
 
 
 def section_names(raw: dict[str, Any]) -> list[str]:
@@ -197,7 +228,8 @@ def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | Non
                 dirnames[:] = sorted(d for d in dirnames if not _ignored(d, True, patterns))
                 found += [Path(dirpath) / f for f in filenames if not _ignored(f, False, patterns)]
         else:
-            raise FileNotFoundError(f"arkbench.resolve.CODE lists {rel!r}, which is not in {root.resolve()}")
+            raise FileNotFoundError(f"a stage family's code (arkbench.resolve.code_families) lists {rel!r}, "
+                                    f"which is not in {root.resolve()}")
         for f in found:
             rel_f = f.relative_to(root).as_posix()
             if rel_f not in digests:
@@ -208,12 +240,12 @@ def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | Non
 
 def write_code_keys(out_dir: str = "data/resolved", code: dict[str, list[str]] | None = None,
                     root: Path = Path(".")) -> list[str]:
-    """Write code/<family>.json for every family of `code` (default CODE), dropping stale ones;
-    a file is rewritten only when its content changes. Returns the families."""
-    code = CODE if code is None else code
+    """Write code/<family>.json for every family of `code` (default code_families()), dropping stale
+    ones; a file is rewritten only when its content changes. Returns the families."""
+    code = code_families(root) if code is None else code
     patterns = ignore_patterns(root / ".dvcignore")
     out = Path(out_dir) / "code"
-    digests: dict[str, str] = {}   # shared: _ENCODER's files appear in seven families
+    digests: dict[str, str] = {}   # shared: the encoder's files appear in seven families
     for family, paths in code.items():
         _write_if_changed(out / f"{family}.json", code_key(paths, root, patterns, digests))
     for stale in out.glob("*.json"):

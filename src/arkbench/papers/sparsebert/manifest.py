@@ -10,5 +10,10 @@ PAPER = Paper(
         "sparsebert_summary": "arkbench.papers.sparsebert.summary",
     },
     plugins=("arkbench.papers.sparsebert.masks",),   # registers the sparse_pattern / dam_u / dam_s biases
+    code={   # stage family -> the code its stages load (arkbench.resolve code keys)
+        "sparsebert_grid": ("encoder", "metrics", "outputs"),
+        # the summary reads the grid's outputs only: no encoder, so a model edit does not rerun it
+        "sparsebert_summary": ("summary.py", "table.py", "patterns.py", "outputs", "utils"),
+    },
     experiment="arkbench/sparsebert",
 )
