@@ -5,6 +5,8 @@ watching it fail; the docstrings say how.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -397,3 +399,50 @@ def test_benchmark_block_gather_equals_the_masked_softmax():
         q, k, v, attn_mask=torch.zeros(64, 64).masked_fill(~allowed, float("-inf")))
     torch.testing.assert_close(attn(q, k, v), ref, rtol=1e-5, atol=1e-6)
     assert frac == 0.75                                   # 3 of 4 key blocks per query block
+
+
+def test_warm_start_is_where_every_variant_starts(tmp_path):
+    """The sparsebert_warm stage's folder (tokenizer, dense model, warm.json last) and start_from: a
+    variant's encoder takes every warm weight while its own mask (FixedMask buffers) keeps its values.
+    Switched off once (start_from a no-op): the first assertion on the weights failed."""
+    from arkbench.data import load_task
+    from arkbench.papers.sparsebert.grid import load_warm_start, run_family, start_from, warm_start
+    from arkbench.papers.sparsebert.stages import GridParams
+
+    kw = dict(model=dict(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, max_position_embeddings=16),
+              pretrain=dict(seq_len=16, batch_size=8, max_steps=2, warmup_steps=0, eval_blocks=4, log_every=1,
+                            eval_every=100, checkpoint_every=100),
+              tasks=["rte"], models_dir=str(tmp_path / "models"), plots_dir=str(tmp_path / "plots"),
+              metrics_dir=str(tmp_path / "metrics"))
+    p = GridParams(**kw, warm_start={"steps": 3})
+    corpus = load_task("corpus", "embedded")
+    meta = warm_start(p, corpus, seed=0)
+    assert meta["steps"] == 3 and meta["val_loss"] > 0
+    assert {f.name for f in (tmp_path / "models/warm").iterdir()} == {"tokenizer", "model", "warm.json"}
+    tok, state, meta2 = load_warm_start(p)
+    assert meta2 == json.loads((tmp_path / "models/warm/warm.json").read_text()) and len(tok) == meta["vocab_size"]
+
+    cfg = fixed_mask_config(_cfg({"name": "sparse_pattern", "pattern": "strided"}, vocab_size=len(tok),
+                                 hidden_size=16, intermediate_size=32, num_heads=2, max_position_embeddings=16))
+    torch.manual_seed(1)
+    model = MaskedLM(cfg)
+    mask = torch.rand(2, 2, 16, 16) > 0.5
+    apply_masks(model, mask)
+    start_from(model, state)
+    own = model.state_dict()
+    weights = [k for k in own if ".biases." not in k]
+    assert weights and all(torch.equal(own[k], state[k]) for k in weights)
+    assert torch.equal(current_masks(model, 16), mask)                        # the variant's mask untouched
+
+    with pytest.raises(ValueError, match=r"missing \['encoder.embeddings"):
+        start_from(model, {k: v for k, v in state.items() if "embeddings" not in k})
+    with pytest.raises(ValueError, match=r"warm.json: 3 warm-start steps, but sparsebert_grid.warm_start.steps = 5"):
+        load_warm_start(GridParams(**kw, warm_start={"steps": 5}))
+
+    res = run_family(p, "baselines", corpus=corpus, tokenizer=tok, init_state=state, warm=meta,
+                     finetune=lambda task, init, hp, seeds: {"metric": "accuracy", "mean": 0.5})
+    assert "from a shared dense warm start of 3 steps" in res["model"] and res["warm_start"]["steps"] == 3
+
+    (tmp_path / "models/warm/warm.json").unlink()                            # a half-written folder
+    with pytest.raises(FileNotFoundError, match=r"warm/warm.json: no warm start"):
+        load_warm_start(p)

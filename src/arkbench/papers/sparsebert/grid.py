@@ -1,6 +1,9 @@
 """The experiment grid: every mask variant -> (stage 1 DAM search) -> pre-training with the mask
 fixed -> fine-tuning (spec §2.5-2.7); the summary table is table.py's.
 
+    warm_start(p, corpus)    the tokenizer and the dense warm start every variant starts from
+                             (models/sparsebert/warm/; the sparsebert_warm stage)
+    start_from(model, state) load the warm start's weights into a variant's model (its mask kept)
     variants(p, family)      name -> attention-bias spec of each variant of a family
                              baselines: dense, no_diagonal; patterns: the six fixed ones;
                              dam_u / dam_s: one per lambda ("dam_u_1e-04", ...)
@@ -12,6 +15,7 @@ and the paper's 3-task average is shown beside ours).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -27,6 +31,84 @@ from .protocol import apply_masks, fixed_mask_config, save_masks
 from .table import FAMILIES, PAPER_TABLE  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
+
+
+def warm_start(p, corpus, *, seed: int = 0,
+               log_metrics: Callable[[dict, int | None], None] | None = None) -> dict[str, Any]:
+    """Write p.warm_dir(): tokenizer/ (trained on the corpus when pretrain.tokenizer is `train`) and,
+    when warm_start.steps > 0, model/: a dense encoder after that many MLM steps (seeded by `seed`),
+    then warm.json (its meta, written last: a folder without it is not a warm start). Returns the meta.
+
+    Why: at the cpu profile's scale a from-scratch encoder is still at the unigram stage after the
+    grid's 150 steps (held-out loss = the unigram entropy), so attention carries nothing and every
+    mask, DAM's included, is as good as any other. A shared dense warm start that already uses
+    context lets stage 1 learn which positions the attention needs; every variant (dense, the
+    fixed patterns, DAM's stages 1 and 2) starts from it, so they stay on an equal footing."""
+    from arkbench.training.distributed import DistInfo
+    from arkbench.training.mlm_loop import mlm_loop, prepare_mlm_data
+    from arkbench.training.pretrain import build_tokenizer
+    from arkbench.utils import atomic_dir
+
+    pp = p.pretrain_params()
+    out = p.warm_dir()
+    w = p.warm_start
+    with atomic_dir(out) as tmp:
+        if pp.tokenizer == "train":   # a WordPiece of pretrain.vocab_size on the corpus (deterministic)
+            tok = build_tokenizer(pp, corpus["train"]["text"], tmp / "tokenizer", DistInfo())
+        else:
+            from arkbench.tokenization import load_tokenizer
+
+            tok = load_tokenizer(pp.tokenizer)
+            tok.save_pretrained(str(tmp / "tokenizer"))
+        meta: dict[str, Any] = {"steps": w.steps, "vocab_size": len(tok), "seed": seed}
+        if w.steps > 0:
+            run = pp.model_copy(update={"max_steps": w.steps, "lr": w.lr or pp.lr,
+                                        "warmup_steps": max(pp.warmup_steps, w.steps // 10),
+                                        "eval_every": max(1, w.steps // 5), "log_every": max(1, w.steps // 20)})
+            torch.manual_seed(seed)
+            model = MaskedLM(encoder_config(p, [], len(tok)))
+            res = mlm_loop(run, model, prepare_mlm_data(corpus, tok, run, seed), seed=seed, desc="warm start",
+                           log_metrics=(lambda m, s: log_metrics({f"warm/{k}": v for k, v in m.items()
+                                                                  if isinstance(v, (int, float))}, s))
+                           if log_metrics else None)
+            save_pretrained(model, tmp / "model", extra={"steps": res.steps, "val_loss": res.val_loss})
+            meta.update(lr=run.lr, val_loss=res.val_loss, val_acc=res.val_acc)
+        (tmp / "warm.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return meta
+
+
+def load_warm_start(p):
+    """(tokenizer, encoder state dict or None, meta) from p.warm_dir(); a missing or half-written folder,
+    or one whose step count is not warm_start.steps, is an error naming it."""
+    from arkbench.models import from_pretrained
+    from arkbench.tokenization import load_tokenizer
+
+    out = p.warm_dir()
+    if not (out / "warm.json").is_file():
+        raise FileNotFoundError(f"{out}/warm.json: no warm start (run stages/sparsebert_warm.py first)")
+    meta = json.loads((out / "warm.json").read_text())
+    if meta.get("steps") != p.warm_start.steps:
+        raise ValueError(f"{out}/warm.json: {meta.get('steps')} warm-start steps, but sparsebert_grid.warm_start"
+                         f".steps = {p.warm_start.steps} (rerun stages/sparsebert_warm.py)")
+    tok = load_tokenizer(str(out / "tokenizer"))
+    state = from_pretrained(MaskedLM, out / "model").state_dict() if p.warm_start.steps > 0 else None
+    return tok, state, meta
+
+
+def start_from(model: torch.nn.Module, state: dict[str, torch.Tensor] | None) -> None:
+    """Load the warm start's weights into `model`: every weight but its attention biases (the
+    variant's own mask: FixedMask buffers, DAM logits), which keep their init. A weight the state
+    lacks or holds in another shape is an error naming it."""
+    if state is None:
+        return
+    own = model.state_dict()
+    mine = [k for k in own if ".biases." not in k]
+    missing = [k for k in mine if k not in state]
+    shape = [k for k in mine if k in state and state[k].shape != own[k].shape]
+    if missing or shape:
+        raise ValueError(f"warm start does not fit the variant's encoder: missing {missing[:3]}, "
+                         f"other shape {shape[:3]} (sparsebert_grid.model changed? rerun sparsebert_warm)")
+    model.load_state_dict({k: state[k] for k in mine}, strict=False)
 
 
 def dam_name(kind: str, lam: float) -> str:
@@ -76,11 +158,13 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
 
 
 def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict, int | None], None] | None = None,
-               finetune: Callable[..., dict] | None = None) -> dict[str, Any]:
+               finetune: Callable[..., dict] | None = None, init_state: dict[str, torch.Tensor] | None = None,
+               warm: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run every variant of `family` (stage 1 for DAM, stage 2, fine-tuning); returns its results.
 
     `corpus` (train/validation `text`), `tokenizer`: the MLM data; `finetune(task, init, hp, seeds)`
-    -> run_task's result (default: arkbench.training.finetune.run_task on data_root).
+    -> run_task's result (default: arkbench.training.finetune.run_task on data_root); `init_state`:
+    the warm start every model starts from (start_from; None: a fresh init), `warm` its meta.
     """
     from arkbench.outputs import save_figure, write_csv, write_json
     from arkbench.training.mlm_loop import mlm_loop, prepare_mlm_data
@@ -96,13 +180,16 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
     models_dir, plots, metrics_dir = Path(p.models_dir), Path(p.plots_dir) / family, Path(p.metrics_dir)
     import shutil
 
-    for own in (plots, *(d for d in (models_dir / family).glob("*") if d.name != "tokenizer")):
+    for own in (plots, *(models_dir / family).glob("*")):
         shutil.rmtree(own, ignore_errors=True)        # this family's outputs only: no stale variant survives
     m = p.model
     results: dict[str, Any] = {
         "family": family, "seq_len": T, "variants": {},
         "model": f"{m['num_layers']} x {m['hidden_size']} encoder, {m['num_heads']} heads, "
-                 f"{pp.max_steps} MLM steps from scratch (seq {T})"}
+                 + (f"{pp.max_steps} MLM steps from scratch (seq {T})" if init_state is None else
+                    f"{pp.max_steps} MLM steps per variant from a shared dense warm start of "
+                    f"{(warm or {}).get('steps', '?')} steps (seq {T})"),
+        "warm_start": warm or {"steps": 0}}
     try:
         from arkbench.data import prepared_source
 
@@ -131,6 +218,7 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
                 # -- stage 1: learn the mask with the weights (Algorithm 1)
                 torch.manual_seed(seed)
                 stage1 = MaskedLM(cfg)
+                start_from(stage1, init_state)                             # the mask logits keep their init
                 steps1 = p.search_steps or pp.max_steps
                 snaps = tuple(sorted({max(1, round(steps1 * f)) for f in p.snapshot_fractions}))
                 tracker = analysis.ImportanceTracker(T, every=max(1, steps1 // p.importance_points),
@@ -162,6 +250,7 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
             # -- stage 2 (and the only stage of fixed masks): pre-train with the mask fixed
             torch.manual_seed(seed)
             model = MaskedLM(cfg)
+            start_from(model, init_state)
             if masks is not None:
                 if p.stage2_init == "continue":
                     own = model.state_dict()

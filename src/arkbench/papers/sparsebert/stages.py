@@ -1,8 +1,11 @@
 """Params sections and `run` functions of the SparseBERT DVC stages.
 
+    sparsebert_warm     stages/sparsebert_warm.py   the tokenizer and the dense warm start every variant
+                        starts from (warm_start.steps MLM steps; 0 = none: variants start from a fresh init)
+                        -> models/sparsebert/warm/ (tokenizer/, model/), metrics/sparsebert/warm.json
     sparsebert_grid     stages/sparsebert_grid.py --family <f>   one family of mask variants:
                         baselines (dense, no_diagonal) | patterns (six fixed) | dam_u | dam_s (one per lambda)
-                        -> models/sparsebert/<family>/ (models, masks/ learned masks, tokenizer/),
+                        -> models/sparsebert/<family>/ (models, masks/ learned masks),
                            plots/sparsebert/<family>/ (heat maps), metrics/sparsebert/grid/<family>.json
     sparsebert_summary  summary.py (its own module: the summary stage loads no model code)
 
@@ -35,6 +38,13 @@ class DAMOptions(BaseModel):
     lr_scale: float = Field(1.0, gt=0)                    # mask-logit lr / model lr (official: 1)
 
 
+class WarmStart(BaseModel):
+    """A dense MLM pre-training every variant starts from (stage 1, stage 2, fixed patterns, baselines)."""
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(8, ge=0)                           # 0: no warm start (every variant from a fresh init)
+    lr: float | None = Field(None, gt=0)                  # None: pretrain.lr
+
+
 @section("sparsebert_grid")
 class GridParams(Section):
     matrix_keys = ("families",)
@@ -49,7 +59,8 @@ class GridParams(Section):
         hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, max_position_embeddings=32))
     pretrain: dict[str, Any] = Field(default_factory=dict)   # PretrainParams fields (steps, batch, lr, seq_len, ...)
     search_steps: int | None = Field(None, ge=1)              # stage-1 steps; None = pretrain.max_steps
-    stage2_init: Literal["scratch", "continue"] = "scratch"
+    warm_start: WarmStart = Field(default_factory=WarmStart)
+    stage2_init: Literal["start", "continue"] = "start"   # start: the warm start (or a fresh init), as every variant
     importance_points: int = Field(4, ge=1)
     snapshot_fractions: list[float] = Field(default_factory=lambda: [0.5, 1.0])
     band: int = Field(4, ge=1)
@@ -123,34 +134,47 @@ class GridParams(Section):
 
         return PretrainParams(**{**self.pretrain, "model": self.model})
 
+    def warm_dir(self) -> Path:
+        return Path(self.models_dir) / "warm"
+
     def hp_for(self, task: str):
         from arkbench.training.finetune import FinetuneHP
 
         return FinetuneHP.model_validate({**self.hp, **self.task_overrides.get(task, {})})
 
 
-def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, Any]:
-    from arkbench.tokenization import load_tokenizer
+def _corpus(p: GridParams, ctx):
     from arkbench.training.pretrain import load_corpus
 
-    from .grid import run_family
-
-    if family not in p.families:
-        raise SystemExit(f"sparsebert_grid: --family {family!r} is not in sparsebert_grid.families {p.families}")
     pp = p.pretrain_params()
     if pp.num_threads:
         import torch
 
         torch.set_num_threads(pp.num_threads)
-    corpus = load_corpus(pp, ctx.seed if ctx is not None else 0)
-    if pp.tokenizer == "train":   # a WordPiece of pretrain.vocab_size on the corpus (deterministic), per family
-        from arkbench.training.distributed import DistInfo
-        from arkbench.training.pretrain import build_tokenizer
+    return pp, load_corpus(pp, ctx.seed if ctx is not None else 0)
 
-        tok = build_tokenizer(pp, corpus["train"]["text"], Path(p.models_dir) / family / "tokenizer", DistInfo())
-    else:
-        tok = load_tokenizer(pp.tokenizer)
-    res = run_family(p, family, corpus=corpus, tokenizer=tok,
+
+def run_warm(p: GridParams, ctx=None) -> dict[str, Any]:
+    """The tokenizer every family uses and the dense warm start (models/sparsebert/warm/)."""
+    from .grid import warm_start
+
+    pp, corpus = _corpus(p, ctx)
+    meta = warm_start(p, corpus, seed=ctx.seed if ctx is not None else 0,
+                      log_metrics=None if ctx is None else ctx.log_metrics)
+    from arkbench.outputs import write_json
+
+    write_json(Path(p.metrics_dir) / "warm.json", meta)
+    return {k: v for k, v in meta.items() if isinstance(v, (int, float))}
+
+
+def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, Any]:
+    from .grid import load_warm_start, run_family
+
+    if family not in p.families:
+        raise SystemExit(f"sparsebert_grid: --family {family!r} is not in sparsebert_grid.families {p.families}")
+    pp, corpus = _corpus(p, ctx)
+    tok, init_state, warm = load_warm_start(p)
+    res = run_family(p, family, corpus=corpus, tokenizer=tok, init_state=init_state, warm=warm,
                      log_metrics=None if ctx is None else ctx.log_metrics)
     if ctx is not None:
         for f in sorted((Path(p.plots_dir) / family).glob("*.png")):
