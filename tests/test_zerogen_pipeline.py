@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -111,6 +112,25 @@ def test_poisoned_gold_train_does_not_move_zerogen():
     poisoned = S.train_task(p.model_copy(update={"poison_gold_train": True}), "sst2", rows)
     assert poisoned["zerogen"] == clean["zerogen"]
     assert poisoned["supervised"]["lstm"]["acc"] != clean["supervised"]["lstm"]["acc"]
+
+
+def test_max_train_for_caps_one_task_and_the_stage_says_where_its_time_went(capsys):
+    """`data.max_train_for` caps one task's gold train rows over `max_train` (the cpu profile's RTE:
+    its NLI LSTM on 1000 long pairs was half of zerogen_train@rte), and train_task prints each
+    method's wall seconds. A cap below 1 is refused naming the key."""
+    p = S.TrainParams(tasks=["sst2"], models=["lstm"], tam=SMALL, prompting=False, bidaf=S.BidafConfig(),
+                      data=S.DataParams(source="embedded", embedded_sizes=(200, 60), max_train=120,
+                                        max_train_for={"sst2": 50, "rte": 500}))
+    assert len(S.load_gold("sst2", p.data)[0]) == 50
+    assert len(S.load_gold("sst2", p.data.model_copy(update={"max_train_for": {}}))[0]) == 120
+    res = S.train_task(p, "sst2", _fake_synthetic())
+    assert res["supervised"]["lstm"]["n_train"] == 50
+    printed = capsys.readouterr().out
+    for method in ("zerogen/lstm", "supervised/lstm"):
+        assert re.search(rf"^\[zerogen_train@sst2\] {method}: [0-9.]+s$", printed, re.M), printed
+    assert "seconds" not in res            # wall time stays out of the stage's JSON (identical across runs)
+    with pytest.raises(ValueError, match="max_train_for.*'rte': 0"):
+        S.DataParams(max_train_for={"rte": 0})
 
 
 def test_synthetic_set_round_trip(tmp_path):

@@ -253,10 +253,7 @@ def run_family(p, family: str, *, corpus, tokenizer, log_metrics: Callable[[dict
             start_from(model, init_state)
             if masks is not None:
                 if p.stage2_init == "continue":
-                    own = model.state_dict()
-                    model.load_state_dict({k: v for k, v in stage1.state_dict().items()
-                                           if k in own and own[k].shape == v.shape and "biases" not in k},
-                                          strict=False)
+                    start_from(model, stage1.state_dict())       # stage 1's weights, the fixed mask's own buffers
                 apply_masks(model, masks)
             allowed = attention_masks(model, T)
             res = mlm_loop(pp, model, d, seed=seed, progress=False, desc=f"{name} pretrain",

@@ -52,9 +52,18 @@ class DataParams(Section):
     seed: int = 0                                 # carving / capping seed (fixed: the eval set never moves)
     eval_split: str | None = None                 # None: the task's default evaluation split (carved if absent)
     max_train: int | None = Field(None, ge=1)     # cap on gold train rows (premises, SUPERVISED)
+    max_train_for: dict[str, int] = Field(default_factory=dict)   # data task -> its own cap (over max_train)
     max_eval: int | None = Field(None, ge=1)      # cap on gold evaluation rows
     embedded_sizes: tuple[int, int] = (300, 100)
     eval_fraction_for: dict[str, float] = Field(default_factory=dict)   # data task -> carved eval share
+
+    @field_validator("max_train_for")
+    @classmethod
+    def _caps(cls, v):
+        bad = {t: n for t, n in v.items() if n < 1}
+        if bad:
+            raise ValueError(f"max_train_for: {bad}: each cap must be >= 1 gold train rows")
+        return v
 
 
 def load_gold(task: str, d: DataParams):
@@ -64,7 +73,8 @@ def load_gold(task: str, d: DataParams):
     zt = T.get_task(task)
     spec = get_task(zt.data_task)
     extra = {"eval_fraction": d.eval_fraction_for[zt.data_task]} if zt.data_task in d.eval_fraction_for else {}
-    dd, _ = build_task(zt.data_task, d.source, local_dir=d.local_dir, max_examples=d.max_train,
+    cap = d.max_train_for.get(zt.data_task, d.max_train)
+    dd, _ = build_task(zt.data_task, d.source, local_dir=d.local_dir, max_examples=cap,
                        max_eval_examples=d.max_eval, seed=d.seed, eval_split=d.eval_split,
                        embedded_sizes=d.embedded_sizes, **extra)
     ev = spec.eval_splits[0]
@@ -361,6 +371,26 @@ def prompting_accuracy(task: T.ZeroGenTask, model, tok, gold: list[tuple]) -> fl
     return right / max(len(gold), 1)
 
 
+class _Timed:
+    """`with _Timed("rte", "supervised/lstm", ctx):` prints the block's wall seconds and logs them to
+    MLflow (`seconds/supervised/lstm`), so a run says which method a stage's minutes went to (the cpu
+    budget is cut from these). Not in the stage's JSON: its metrics stay identical across runs."""
+
+    def __init__(self, task: str, key: str, ctx=None):
+        self.task, self.key, self.ctx = task, key, ctx
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        dt = time.perf_counter() - self.t0
+        print(f"[zerogen_train@{self.task}] {self.key}: {dt:.1f}s", flush=True)
+        if self.ctx is not None:
+            self.ctx.log_metrics({f"seconds/{self.key}": dt})
+        return False
+
+
 def _mean_std(vals: list[float], key: str = "acc") -> dict[str, float]:
     return {key: statistics.fmean(vals), f"{key}_std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
 
@@ -392,14 +422,16 @@ def train_task_qa(params: TrainParams, task_name: str, synthetic_rows: list[dict
                            "data_source": params.data.source}
     if "lstm" in params.models:
         cfg = params.bidaf
-        runs = [fit_and_evaluate_qa(syn, {"gold": eval_rows}, cfg, s) for s in params.seeds]
+        with _Timed(task_name, "zerogen/lstm", ctx):
+            runs = [fit_and_evaluate_qa(syn, {"gold": eval_rows}, cfg, s) for s in params.seeds]
         out["zerogen"]["lstm"] = {**_mean_std([r["gold_exact_match"] for r in runs], "exact_match"),
                                   **_mean_std([r["gold_f1"] for r in runs], "f1"), "model": "bidaf",
                                   "params": runs[0]["params"], "synthetic_dev_f1": statistics.fmean(
                                       r["dev_f1"] for r in runs), "best_epoch": [r["best_epoch"] for r in runs]}
         if params.supervised:
             gold_train = poison_qa(train_rows) if params.poison_gold_train else train_rows
-            sup = [fit_and_evaluate_qa(gold_train, {"gold": eval_rows}, cfg, s) for s in params.seeds]
+            with _Timed(task_name, "supervised/lstm", ctx):
+                sup = [fit_and_evaluate_qa(gold_train, {"gold": eval_rows}, cfg, s) for s in params.seeds]
             out["supervised"]["lstm"] = {**_mean_std([r["gold_exact_match"] for r in sup], "exact_match"),
                                          **_mean_std([r["gold_f1"] for r in sup], "f1"), "model": "bidaf",
                                          "params": sup[0]["params"], "n_train": len(gold_train)}
@@ -410,9 +442,10 @@ def train_task_qa(params: TrainParams, task_name: str, synthetic_rows: list[dict
         from .plm import n_params
 
         plm = params.plm_for.get(task_name, params.plm)
-        model, tok = _load_plm(plm, params.plm_dir)
-        ev_rows = params.prompting_rows(task_name, eval_rows)
-        res = prompting_qa(task, model, tok, ev_rows, params.prompting_decode, seed=params.seeds[0])
+        with _Timed(task_name, "prompting", ctx):
+            model, tok = _load_plm(plm, params.plm_dir)
+            ev_rows = params.prompting_rows(task_name, eval_rows)
+            res = prompting_qa(task, model, tok, ev_rows, params.prompting_decode, seed=params.seeds[0])
         out["prompting"] = {**res, "params": n_params(model), "plm": plm}
     return out
 
@@ -436,7 +469,8 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
                            "zerogen": {}, "supervised": {}, "data_source": params.data.source}
     for m in params.models:
         cfg = params.tam_for(m)
-        runs = [fit_and_evaluate(m, task.kind, syn, {"gold": gold_eval}, n_classes, cfg, s) for s in params.seeds]
+        with _Timed(task_name, f"zerogen/{m}", ctx):
+            runs = [fit_and_evaluate(m, task.kind, syn, {"gold": gold_eval}, n_classes, cfg, s) for s in params.seeds]
         out["zerogen"][m] = {**_mean_std([r["gold_acc"] for r in runs]), "params": runs[0]["params"],
                              "synthetic_dev_acc": statistics.fmean(r["dev_acc"] for r in runs),
                              "best_epoch": [r["best_epoch"] for r in runs]}
@@ -446,8 +480,9 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
                 ys = [y for _, _, y in gold_train]
                 random.Random(0).shuffle(ys)
                 gold_train = [(a, b, (y + 1) % n_classes) for (a, b, _), y in zip(gold_train, ys)]
-            sup = [fit_and_evaluate(m, task.kind, gold_train, {"gold": gold_eval}, n_classes, cfg, s)
-                   for s in params.seeds]
+            with _Timed(task_name, f"supervised/{m}", ctx):
+                sup = [fit_and_evaluate(m, task.kind, gold_train, {"gold": gold_eval}, n_classes, cfg, s)
+                       for s in params.seeds]
             out["supervised"][m] = {**_mean_std([r["gold_acc"] for r in sup]), "params": sup[0]["params"],
                                     "n_train": len(gold_train)}
         if ctx is not None:
@@ -456,9 +491,11 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
         from .plm import n_params
 
         plm = params.plm_for.get(task_name, params.plm)
-        model, tok = _load_plm(plm, params.plm_dir)
-        ev_rows = params.prompting_rows(task_name, gold_eval)
-        out["prompting"] = {"acc": prompting_accuracy(task, model, tok, ev_rows), "params": n_params(model),
+        with _Timed(task_name, "prompting", ctx):
+            model, tok = _load_plm(plm, params.plm_dir)
+            ev_rows = params.prompting_rows(task_name, gold_eval)
+            acc = prompting_accuracy(task, model, tok, ev_rows)
+        out["prompting"] = {"acc": acc, "params": n_params(model),
                             "n_eval": len(ev_rows), "plm": plm}
     return out
 
