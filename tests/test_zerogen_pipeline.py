@@ -133,6 +133,32 @@ def test_max_train_for_caps_one_task_and_the_stage_says_where_its_time_went(caps
         S.DataParams(max_train_for={"rte": 0})
 
 
+def test_analysis_samples_each_plm_and_setting_once(monkeypatch, tmp_path):
+    """The PLM-size comparison's large generator samples with the sweep's top-p 0.9 settings: the
+    analysis reuses that synthesis and its TAM accuracy instead of sampling and training twice
+    (7 -> 6 syntheses). The small generator, with the same settings, is sampled on its own."""
+    from arkbench.papers.zerogen.synth import SynthConfig
+
+    save_synthetic(_fake_synthetic(40), tmp_path / "movie", {"plm": "large", "rows": 40})
+    calls = []
+
+    def fake_synth(set_name, model, tok, cfg, seed, data, **kw):
+        calls.append((model, cfg.x2.label()))
+        return _fake_synthetic(30, seed=len(calls)), {}
+
+    monkeypatch.setattr(S, "synthesize_set", fake_synth)
+    monkeypatch.setattr(S, "_load_plm", lambda name, plm_dir: (name, None))
+    monkeypatch.setattr("arkbench.papers.zerogen.plm.n_params", lambda m: 1)
+    p = S.AnalysisParams(plm="large", plm_small="small", sweep_synth=SynthConfig(n_contexts=2, per_label=2),
+                         tam=SMALL, synthetic_dir=str(tmp_path), size_fractions=[1.0],
+                         data=S.DataParams(source="embedded", embedded_sizes=(200, 60)))
+    out = S.run_analysis(p, None)
+    assert [m for m, _ in calls] == ["large"] * 5 + ["small"]
+    topp = out["decoding"]["name"].index("topp0.9")
+    assert out["plm_size"]["large"]["acc"] == out["decoding"]["tam_acc"][topp]
+    assert out["plm_size"]["large"]["rows"] == out["decoding"]["rows"][topp]
+
+
 def test_synthetic_set_round_trip(tmp_path):
     rows = _fake_synthetic(10)
     save_synthetic(rows, tmp_path / "movie", {"plm": "x", "rows": 10})
@@ -155,6 +181,27 @@ def test_params_errors_name_the_key():
         S.TrainParams(tasks=["nope"])
     with pytest.raises(ValueError, match="size_fractions must be increasing"):
         S.AnalysisParams(size_fractions=[0.5, 0.25])
+    with pytest.raises(ValueError, match=r"zerogen_train.task_overrides.rte: not one of \['sst2'\]"):
+        S.TrainParams(tasks=["sst2"], tam=SMALL, bidaf=S.BidafConfig(), data=S.DataParams(),
+                      task_overrides={"rte": {"tf_epochs": 3}})
+    with pytest.raises(ValueError, match=r"zerogen_train.model_overrides.minilm: unknown TAM keys \['tf_epoch'\]"):
+        S.TrainParams(tasks=["sst2"], tam=SMALL, bidaf=S.BidafConfig(), data=S.DataParams(),
+                      model_overrides={"minilm": {"tf_epoch": 3}})
+
+
+def test_tam_overrides_merge_task_then_model(repo_root):
+    """tam_for: `tam`, then the task's overrides, then the model's (finetune's order). The cpu
+    profile gives MiniLM 2e-4 x 6 epochs, RTE 3 of them (its long pairs, chance either way)."""
+    from arkbench.config import effective_section, read_params
+
+    p = S.TrainParams(tasks=["sst2", "rte"], tam=SMALL, bidaf=S.BidafConfig(), data=S.DataParams(),
+                      task_overrides={"rte": {"tf_epochs": 3, "lr": 0.5}}, model_overrides={"minilm": {"lr": 0.25}})
+    assert (p.tam_for("lstm", "rte").tf_epochs, p.tam_for("lstm", "rte").lr) == (3, 0.5)
+    assert (p.tam_for("minilm", "rte").tf_epochs, p.tam_for("minilm", "rte").lr) == (3, 0.25)
+    assert p.tam_for("lstm", "sst2") == SMALL == p.tam_for("lstm")
+    cpu = S.TrainParams.model_validate(effective_section(read_params(repo_root / "params.yaml"), "zerogen_train", "cpu"))
+    assert (cpu.tam_for("minilm", "sst2").tf_lr, cpu.tam_for("minilm", "sst2").tf_epochs) == (2e-4, 6)
+    assert cpu.tam_for("minilm", "rte").tf_epochs == 3
 
 
 def test_every_stage_applies_its_num_threads_first(monkeypatch, repo_root):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 import time
 from pathlib import Path
@@ -308,6 +309,7 @@ class TrainParams(Section):
     models: list[Literal["lstm", "minilm"]] = Field(default_factory=lambda: ["lstm"])
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     tam: TamConfig                                               # required: params.yaml sets every profile's TAM
+    task_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)    # task -> TamConfig keys
     model_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)   # lstm/minilm -> TamConfig keys
     bidaf: BidafConfig                                           # required: QA tasks' TAM (spec A.8 BiDAF)
     data: DataParams                                             # required: params.yaml sets the gold data's source
@@ -336,8 +338,23 @@ class TrainParams(Section):
             raise ValueError(f"prompting_max_eval_for.{task}: {cap} (give >= 1, or null for every row)")
         return rows[:cap] if cap else rows
 
-    def tam_for(self, model: str) -> TamConfig:
-        return TamConfig.model_validate({**self.tam.model_dump(), **self.model_overrides.get(model, {})})
+    @model_validator(mode="after")
+    def _overrides_known(self):
+        for key, table, known in (("task_overrides", self.task_overrides, self.tasks),
+                                  ("model_overrides", self.model_overrides, ["lstm", "minilm"])):
+            for name, over in table.items():
+                if name not in known:
+                    raise ValueError(f"zerogen_train.{key}.{name}: not one of {known}")
+                bad = sorted(set(over) - set(TamConfig.model_fields))
+                if bad:
+                    raise ValueError(f"zerogen_train.{key}.{name}: unknown TAM keys {bad} "
+                                     f"(known: {sorted(TamConfig.model_fields)})")
+        return self
+
+    def tam_for(self, model: str, task: str | None = None) -> TamConfig:
+        """`tam`, then `task_overrides[task]`, then `model_overrides[model]` (as finetune's hp)."""
+        return TamConfig.model_validate({**self.tam.model_dump(), **self.task_overrides.get(task or "", {}),
+                                         **self.model_overrides.get(model, {})})
 
 
 def examples_from_gold(task: T.ZeroGenTask, rows: list[dict]) -> list[tuple]:
@@ -468,7 +485,7 @@ def train_task(params: TrainParams, task_name: str, synthetic_rows: list[dict], 
     out: dict[str, Any] = {"task": task_name, "eval_split": ev, "n_eval": len(gold_eval), "n_synthetic": len(syn),
                            "zerogen": {}, "supervised": {}, "data_source": params.data.source}
     for m in params.models:
-        cfg = params.tam_for(m)
+        cfg = params.tam_for(m, task_name)
         with _Timed(task_name, f"zerogen/{m}", ctx):
             runs = [fit_and_evaluate(m, task.kind, syn, {"gold": gold_eval}, n_classes, cfg, s) for s in params.seeds]
         out["zerogen"][m] = {**_mean_std([r["gold_acc"] for r in runs]), "params": runs[0]["params"],
@@ -581,17 +598,30 @@ def run_analysis(params: AnalysisParams, ctx) -> dict:
                                   params.seed, dev=None)
     out["oracle_gold_acc"] = accuracy(oracle, gold_eval, vocab, params.tam)
     model, tok = _load_plm(params.plm, params.plm_dir)
+    done: dict[tuple[str, str], tuple[list[dict], float]] = {}
+
+    def synth_and_fit(plm: str, m, t, cfg) -> tuple[list[dict], float]:
+        """(rows, TAM gold accuracy) of one synthesis. Generation and TAM are deterministic for a
+        seed, so a (PLM, settings) pair already done (the PLM-size comparison's large generator
+        samples as the sweep's top-p 0.9 point) is reused, not sampled and trained again."""
+        key = (plm, cfg.model_dump_json())
+        if key not in done:
+            srows, _ = synthesize_set(_set_of(task.name), m, t, cfg, params.seed, params.data)
+            ex = examples_from_synthetic(task, srows)
+            acc = (fit_and_evaluate("lstm", task.kind, ex, {"gold": gold_eval}, n_classes, params.tam,
+                                    params.seed)["gold_acc"] if len(ex) > 1 else float("nan"))
+            done[key] = (srows, acc)
+        return done[key]
+
     sweep = {"name": [], "self_bleu": [], "correctness": [], "tam_acc": [], "rows": []}
     for pt in params.sweep:
-        cfg = params.sweep_synth.model_copy(update={"x2": pt.decode})
-        srows, _ = synthesize_set(_set_of(task.name), model, tok, cfg, params.seed, params.data)
+        srows, acc = synth_and_fit(params.plm, model, tok, params.sweep_synth.model_copy(update={"x2": pt.decode}))
         ex = examples_from_synthetic(task, srows)
         sweep["name"].append(pt.name)
         sweep["rows"].append(len(ex))
         sweep["self_bleu"].append(self_bleu([r["X"] for r in srows], params.self_bleu_sample))
         sweep["correctness"].append(accuracy(oracle, ex, vocab, params.tam) if ex else float("nan"))
-        sweep["tam_acc"].append(fit_and_evaluate("lstm", task.kind, ex, {"gold": gold_eval}, n_classes, params.tam,
-                                                 params.seed)["gold_acc"] if len(ex) > 1 else float("nan"))
+        sweep["tam_acc"].append(acc)
     out["decoding"] = sweep
 
     # 3. PLM size: the same synthesis with a smaller generator, same TAM
@@ -600,13 +630,10 @@ def run_analysis(params: AnalysisParams, ctx) -> dict:
 
         small, stok = _load_plm(params.plm_small, params.plm_dir)
         res = {}
-        for label, (m, t) in (("large", (model, tok)), ("small", (small, stok))):
-            srows, _ = synthesize_set(_set_of(task.name), m, t, params.sweep_synth, params.seed, params.data)
-            ex = examples_from_synthetic(task, srows)
-            acc = (fit_and_evaluate("lstm", task.kind, ex, {"gold": gold_eval}, n_classes, params.tam,
-                                    params.seed)["gold_acc"] if len(ex) > 1 else 0.0)
-            res[label] = {"acc": acc, "rows": len(ex), "params": n_params(m),
-                          "plm": params.plm if label == "large" else params.plm_small}
+        for label, plm, (m, t) in (("large", params.plm, (model, tok)), ("small", params.plm_small, (small, stok))):
+            srows, acc = synth_and_fit(plm, m, t, params.sweep_synth)
+            res[label] = {"acc": 0.0 if math.isnan(acc) else acc, "rows": len(examples_from_synthetic(task, srows)),
+                          "params": n_params(m), "plm": plm}
         out["plm_size"] = res
     return out
 
