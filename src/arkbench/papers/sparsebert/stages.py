@@ -144,7 +144,7 @@ class GridParams(Section):
 
 
 def _corpus(p: GridParams, ctx):
-    """(pretrain params, corpus, seed): the stage's seed (0 without a stage context) is the one
+    """(corpus, seed): the stage's seed (0 without a stage context) is the one
     the corpus was split with, and the one the warm start trains with."""
     from arkbench.training.pretrain import load_corpus
 
@@ -154,14 +154,14 @@ def _corpus(p: GridParams, ctx):
 
         torch.set_num_threads(pp.num_threads)
     seed = ctx.seed if ctx is not None else 0
-    return pp, load_corpus(pp, seed), seed
+    return load_corpus(pp, seed), seed
 
 
 def run_warm(p: GridParams, ctx=None) -> dict[str, Any]:
     """The tokenizer every family uses and the dense warm start (models/sparsebert/warm/)."""
     from .grid import warm_start
 
-    _, corpus, seed = _corpus(p, ctx)
+    corpus, seed = _corpus(p, ctx)
     meta = warm_start(p, corpus, seed=seed,
                       log_metrics=None if ctx is None else ctx.log_metrics)
     from arkbench.outputs import write_json
@@ -175,7 +175,7 @@ def run_grid(p: GridParams, ctx=None, family: str | None = None) -> dict[str, An
 
     if family not in p.families:
         raise SystemExit(f"sparsebert_grid: --family {family!r} is not in sparsebert_grid.families {p.families}")
-    _, corpus, _ = _corpus(p, ctx)
+    corpus, _ = _corpus(p, ctx)
     tok, init_state, warm = load_warm_start(p)
     res = run_family(p, family, corpus=corpus, tokenizer=tok, init_state=init_state, warm=warm,
                      log_metrics=None if ctx is None else ctx.log_metrics)

@@ -598,10 +598,10 @@ def run_analysis(params: AnalysisParams, ctx) -> dict:
                                   params.seed, dev=None)
     out["oracle_gold_acc"] = accuracy(oracle, gold_eval, vocab, params.tam)
     model, tok = _load_plm(params.plm, params.plm_dir)
-    done: dict[tuple[str, str], tuple[list[dict], float]] = {}
+    done: dict[tuple[str, str], tuple[list[dict], list[tuple], float]] = {}
 
-    def synth_and_fit(plm: str, m, t, cfg) -> tuple[list[dict], float]:
-        """(rows, TAM gold accuracy) of one synthesis. Generation and TAM are deterministic for a
+    def synth_and_fit(plm: str, m, t, cfg) -> tuple[list[dict], list[tuple], float]:
+        """(rows, their examples, TAM gold accuracy) of one synthesis. Generation and TAM are deterministic for a
         seed, so a (PLM, settings) pair already done (the PLM-size comparison's large generator
         samples as the sweep's top-p 0.9 point) is reused, not sampled and trained again."""
         key = (plm, cfg.model_dump_json())
@@ -610,13 +610,12 @@ def run_analysis(params: AnalysisParams, ctx) -> dict:
             ex = examples_from_synthetic(task, srows)
             acc = (fit_and_evaluate("lstm", task.kind, ex, {"gold": gold_eval}, n_classes, params.tam,
                                     params.seed)["gold_acc"] if len(ex) > 1 else float("nan"))
-            done[key] = (srows, acc)
+            done[key] = (srows, ex, acc)
         return done[key]
 
     sweep = {"name": [], "self_bleu": [], "correctness": [], "tam_acc": [], "rows": []}
     for pt in params.sweep:
-        srows, acc = synth_and_fit(params.plm, model, tok, params.sweep_synth.model_copy(update={"x2": pt.decode}))
-        ex = examples_from_synthetic(task, srows)
+        srows, ex, acc = synth_and_fit(params.plm, model, tok, params.sweep_synth.model_copy(update={"x2": pt.decode}))
         sweep["name"].append(pt.name)
         sweep["rows"].append(len(ex))
         sweep["self_bleu"].append(self_bleu([r["X"] for r in srows], params.self_bleu_sample))
@@ -631,8 +630,8 @@ def run_analysis(params: AnalysisParams, ctx) -> dict:
         small, stok = _load_plm(params.plm_small, params.plm_dir)
         res = {}
         for label, plm, (m, t) in (("large", params.plm, (model, tok)), ("small", params.plm_small, (small, stok))):
-            srows, acc = synth_and_fit(plm, m, t, params.sweep_synth)
-            res[label] = {"acc": 0.0 if math.isnan(acc) else acc, "rows": len(examples_from_synthetic(task, srows)),
+            _, ex, acc = synth_and_fit(plm, m, t, params.sweep_synth)
+            res[label] = {"acc": 0.0 if math.isnan(acc) else acc, "rows": len(ex),
                           "params": n_params(m), "plm": plm}
         out["plm_size"] = res
     return out
