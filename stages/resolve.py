@@ -1,10 +1,10 @@
-"""DVC stage `resolve` (~0.3 s, reruns when params.yaml or src/arkbench changes): each params section
-merged with the active profile's overrides, a link to the external data folder that profile reads,
-and each stage family's code hashed into one key file (arkbench.resolve)."""
-from arkbench.resolve import run, write_code_keys
+"""DVC stage `resolve` (~0.3 s, reruns when params.yaml, dvc.yaml, a stage script, src/arkbench or
+.dvcignore changes): one key file per stage (its params sections merged with the active profile, the
+seed, its script and its code family, hashed), the active profile's name, and a link to the external
+data folder that profile reads (arkbench.resolve)."""
+from arkbench.resolve import run
 
 if __name__ == "__main__":
     doc = run()
-    families = write_code_keys()
-    print(f"[resolve] {len(doc['sections'])} params sections; local data: {doc['local'] or 'none'}; "
-          f"code keys: {len(families)}")
+    print(f"[resolve] {len(doc['stages'])} stage keys over {len(doc['sections'])} params sections; "
+          f"local data: {doc['local'] or 'none'}")

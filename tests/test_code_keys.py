@@ -1,5 +1,6 @@
-"""The code keys (arkbench.resolve.code_key / write_code_keys): what each stage depends on instead of
-its code folders (dvc.yaml, data/resolved/code/<family>.json).
+"""The stage keys (arkbench.resolve: code_key, key_specs, write_stage_keys): the one file each stage
+depends on instead of its seed, params sections, script and code folders (data/resolved/keys/<stage>.json,
+declared in stages/keys.yaml).
 
 A key must change whenever a file of its code changes, and must not change for what DVC itself leaves
 out of a folder's hash (.dvcignore: byte-code, editor and OS files), or a fresh clone and a machine that
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from arkbench.resolve import code_families, code_key, ignore_patterns, write_code_keys
+from arkbench.resolve import code_families, code_key, ignore_patterns, key_specs, write_stage_keys
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,18 +56,97 @@ def test_key_follows_code_not_machine_local_files(tmp_path):
         code_key(paths, tmp_path)
 
 
-def test_write_code_keys_rewrites_only_what_changed(tmp_path):
+TOY_KEYS = """sa: {params: [a], code: pkg}
+sb: {params: [a, b], code: one, profile: true, script: stages/sb_main.py}
+"""
+TOY_RAW = {"profile": "smoke", "profiles": ["smoke", "cpu"], "seed": 7,
+           "a": {"x": 1, "profiles": {"cpu": {"x": 2}}}, "b": {"y": 1}}
+
+
+def _stages(root: Path) -> None:
+    (root / "stages").mkdir()
+    for name in ("sa", "sb_main"):
+        (root / "stages" / f"{name}.py").write_text(f"print({name!r})\n")
+    (root / "stages/keys.yaml").write_text(TOY_KEYS)
+
+
+def test_a_stage_key_holds_seed_merged_params_script_and_code(tmp_path):
+    """One file per stages/keys.yaml entry (a foreach/matrix stage's items share one): the seed, each
+    section it names merged with the active profile, its script (stages/<stage>.py unless named) and
+    its code family, hashed; the profile's name only where the entry asks for it."""
     _tree(tmp_path)
+    _stages(tmp_path)
+    code = {"pkg": ["pkg"], "one": ["one.py"]}
     out = tmp_path / "data/resolved"
-    code = {"a": ["pkg"], "b": ["one.py"]}
-    assert write_code_keys(str(out), code, tmp_path) == ["a", "b"]
-    (out / "code/stale.json").write_text("{}")
-    mtime_a = (out / "code/a.json").stat().st_mtime_ns
-    (tmp_path / "one.py").write_text("Y = 4\n")
-    write_code_keys(str(out), code, tmp_path)
-    assert (out / "code/a.json").stat().st_mtime_ns == mtime_a      # untouched: DVC sees no change
-    assert json.loads((out / "code/b.json").read_text()) == code_key(["one.py"], tmp_path)
-    assert not (out / "code/stale.json").exists()
+    assert write_stage_keys(TOY_RAW, str(out), tmp_path, code) == ["sa", "sb"]
+    sa = json.loads((out / "keys/sa.json").read_text())
+    assert sa["stage"] == "sa" and sa["seed"] == 7 and "profile" not in sa
+    assert sa["params"] == {"a": {"x": 1}}
+    assert list(sa["script"]) == ["stages/sa.py"]
+    assert sa["code"]["family"] == "pkg" and sa["code"]["files"] == code_key(["pkg"], tmp_path)["files"]
+    sb = json.loads((out / "keys/sb.json").read_text())
+    assert sb["profile"] == "smoke" and sb["params"] == {"a": {"x": 1}, "b": {"y": 1}}
+    assert list(sb["script"]) == ["stages/sb_main.py"]
+    cpu = {**TOY_RAW, "profile": "cpu"}
+    write_stage_keys(cpu, str(out), tmp_path, code)
+    assert json.loads((out / "keys/sa.json").read_text())["params"] == {"a": {"x": 2}}
+
+
+def test_write_stage_keys_rewrites_only_what_changed(tmp_path):
+    """A key file is rewritten only when its content changes (DVC then sees no change in the others),
+    and a stage gone from stages/keys.yaml loses its key."""
+    _tree(tmp_path)
+    _stages(tmp_path)
+    code = {"pkg": ["pkg"], "one": ["one.py"]}
+    out = tmp_path / "data/resolved"
+    write_stage_keys(TOY_RAW, str(out), tmp_path, code)
+    (out / "keys/stale.json").write_text("{}")
+    mtime_sa = (out / "keys/sa.json").stat().st_mtime_ns
+    (tmp_path / "one.py").write_text("Y = 4\n")            # sb's code
+    write_stage_keys(TOY_RAW, str(out), tmp_path, code)
+    assert (out / "keys/sa.json").stat().st_mtime_ns == mtime_sa      # untouched
+    assert json.loads((out / "keys/sb.json").read_text())["code"]["files"] == code_key(["one.py"], tmp_path)["files"]
+    assert not (out / "keys/stale.json").exists()
+    (tmp_path / "stages/sa.py").write_text("print('edited')\n")   # a script edit changes its stage's key only
+    write_stage_keys(TOY_RAW, str(out), tmp_path, code)
+    assert (out / "keys/sa.json").stat().st_mtime_ns != mtime_sa
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("[a]", r"stage 'sa': expected \{params"),
+    ("{params: [a], code: pkg, extra: 1}", r"stage 'sa': unknown field\(s\) \['extra'\]"),
+    ("{params: [], code: pkg}", r"stage 'sa': params must be a non-empty list"),
+    ("{params: [nope], code: pkg}", r"stage 'sa': params names 'nope', which is not a section"),
+    ("{params: [a], code: nope}", r"stage 'sa': code names 'nope', which is not a code family"),
+    ("{params: [a], code: pkg, script: run.sh}", r"stage 'sa': script must be a stages/\*.py file"),
+    ("{params: [a], code: pkg, script: stages/gone.py}", r"stage 'sa': script 'stages/gone.py' does not exist"),
+])
+def test_a_bad_entry_is_an_error_naming_the_file_and_stage_and_nothing_is_written(tmp_path, entry, message):
+    _tree(tmp_path)
+    _stages(tmp_path)
+    (tmp_path / "stages/keys.yaml").write_text(TOY_KEYS.replace("{params: [a], code: pkg}", entry))
+    out = tmp_path / "data/resolved"
+    with pytest.raises(ValueError, match=r"stages/keys.yaml: " + message):
+        write_stage_keys(TOY_RAW, str(out), tmp_path, {"pkg": ["pkg"], "one": ["one.py"]})
+    assert not (out / "keys").exists()       # every key is built before any is written
+
+
+def test_stages_keys_yaml_matches_the_pipeline():
+    """stages/keys.yaml against dvc.yaml: an entry for every stage but resolve (and none for a stage
+    that is gone), each stage depending on its own key first, and each cmd running its entry's script.
+    (Switched off: with finetune_ref's `script:` dropped this named stages/finetune_ref.py.)"""
+    import re
+
+    import yaml
+
+    specs = key_specs(REPO / "stages/keys.yaml")
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(specs) == set(stages) - {"resolve"}
+    for name, spec in specs.items():
+        body = stages[name].get("do", stages[name])
+        assert body["deps"][0] == f"data/resolved/keys/{name}.json", name
+        assert re.findall(r"stages/\S+\.py", body["cmd"]) == [spec.script], (name, spec.script, body["cmd"])
+    assert [n for n, s in specs.items() if s.profile] == ["report"]
 
 
 def test_a_dvcignore_pattern_the_keys_cannot_apply_is_an_error(tmp_path):

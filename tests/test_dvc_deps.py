@@ -106,35 +106,37 @@ def closure(script: Path) -> set[str]:
     return {m for m in seen if not _exempt(m)}
 
 
-CODE_KEY = "data/resolved/code/"
+KEY = "data/resolved/keys/"
 
 
-def expand_code_keys(deps: list[str]) -> list[str]:
-    """A stage's deps with each data/resolved/code/<family>.json replaced by the code paths the
-    `resolve` stage hashes into it (arkbench.resolve.code_families)."""
-    from arkbench.resolve import code_families
+def expand_keys(deps: list[str]) -> list[str]:
+    """A stage's deps with its data/resolved/keys/<stage>.json replaced by the files the `resolve`
+    stage hashes into it: the stage's script and its code family's paths (arkbench.resolve.key_specs,
+    code_families)."""
+    from arkbench.resolve import code_families, key_specs
 
     code = code_families(REPO)
-
+    specs = key_specs(REPO / "stages/keys.yaml")
     out = []
     for d in deps:
-        if d.startswith(CODE_KEY):
-            family = d[len(CODE_KEY):].removesuffix(".json")
-            assert family in code, f"{d}: no family {family!r} in arkbench.resolve.code_families()"
-            out += code[family]
+        if d.startswith(KEY):
+            stage = d[len(KEY):].removesuffix(".json")
+            assert stage in specs, f"{d}: no stage {stage!r} in stages/keys.yaml"
+            assert specs[stage].code in code, f"{d}: no family {specs[stage].code!r} in code_families()"
+            out += [specs[stage].script, *code[specs[stage].code]]
         else:
             out.append(d)
     return out
 
 
 def stage_scripts(dvc: dict) -> dict[str, tuple[Path, list[str]]]:
-    """stage name -> (its script, its deps as written with code keys expanded, ${...} paths dropped)."""
+    """stage name -> (its script, its deps as written with its key expanded, ${...} paths dropped)."""
     out = {}
     for name, st in dvc["stages"].items():
         body = st.get("do", st)
         cmd = body["cmd"]
         script = next(tok for tok in cmd.split() if tok.endswith(".py"))
-        deps = expand_code_keys([d for d in body.get("deps", []) if "${" not in d])
+        deps = expand_keys([d for d in body.get("deps", []) if "${" not in d])
         out[name] = (REPO / script, deps)
     return out
 
@@ -150,7 +152,7 @@ def uncovered(script: Path, deps: list[str]) -> list[str]:
             p = REPO / rel
             if not any(p == d or d in p.parents for d in dep_paths):
                 missing.append(rel.as_posix())
-    if not any(REPO / d == script for d in deps):
+    if not any(REPO / d == script or REPO / d in script.parents for d in deps):
         missing.append(script.relative_to(REPO).as_posix())
     return missing
 
@@ -167,28 +169,35 @@ def test_every_stage_lists_the_code_it_loads(dvc):
                             f"folder to the stage's deps): {json.dumps(problems, indent=1)}")
 
 
-def test_code_keys_are_rewritten_whenever_their_code_changes(dvc):
-    """A stage depending on data/resolved/code/<family>.json reruns on an edit only if `resolve` reruns
-    (and rewrites the key) first: resolve must depend on every path of every family, and be upstream of
-    each key's readers (it writes data/resolved). Switched off once: with `src/arkbench/papers` in a
-    family but resolve depending on `src/arkbench/models` only, this failed naming the path."""
-    from arkbench.resolve import code_families
+def test_keys_are_rewritten_whenever_what_they_cover_changes(dvc):
+    """A stage depending on data/resolved/keys/<stage>.json reruns on an edit only if `resolve` reruns
+    (and rewrites the key) first: resolve must depend on every path of every code family, on every
+    stage script and stages/keys.yaml (what each key covers), on params.yaml, and be upstream of each
+    key's reader (it writes data/resolved). Switched off once: with `src/arkbench/papers` in a family
+    but resolve depending on `src/arkbench/models` only, this failed naming the path."""
+    from arkbench.resolve import code_families, key_specs
 
     resolve = dvc["stages"]["resolve"]
     dep_paths = [REPO / d for d in resolve["deps"]]
-    for family, paths in code_families(REPO).items():
-        for rel in paths:
-            p = REPO / rel
-            assert p.exists(), f"code family {family!r} lists {rel}, which does not exist"
-            assert any(p == d or d in p.parents for d in dep_paths), (
-                f"resolve does not depend on {rel} (family {family!r}): an edit there would leave its key stale")
-    assert ".dvcignore" in resolve["deps"], "the keys leave out what .dvcignore lists: resolve must rerun on it"
+    specs = key_specs(REPO / "stages/keys.yaml")
+    covered = {(f"family {family!r}", rel) for family, paths in code_families(REPO).items() for rel in paths}
+    covered |= {(f"stage {s.stage!r}'s script", s.script) for s in specs.values()}
+    covered.add(("what each key covers", "stages/keys.yaml"))
+    for what, rel in sorted(covered):
+        p = REPO / rel
+        assert p.exists(), f"{what} names {rel}, which does not exist"
+        assert any(p == d or d in p.parents for d in dep_paths), (
+            f"resolve does not depend on {rel} ({what}): an edit there would leave a key stale")
+    for f in ("params.yaml", ".dvcignore"):   # .dvcignore: what the keys leave out
+        assert f in resolve["deps"], f
     outs = [o if isinstance(o, str) else next(iter(o)) for o in resolve["outs"]]
-    assert any(CODE_KEY.startswith(o.rstrip("/") + "/") for o in outs), outs
-    used = {d for st in dvc["stages"].values() for d in st.get("do", st).get("deps", [])
-            if d.startswith(CODE_KEY)}
-    assert used == {f"{CODE_KEY}{f}.json" for f in code_families(REPO)}, \
-        "a code family no stage uses, or a key with no family"
+    assert any(KEY.startswith(o.rstrip("/") + "/") for o in outs), outs
+    for name, st in dvc["stages"].items():
+        if name != "resolve":
+            keys = [d for d in st.get("do", st).get("deps", []) if d.startswith(KEY)]
+            assert keys == [f"{KEY}{name}.json"], f"{name}: depends on {keys}, not on its own key"
+    used = {s.code for s in specs.values()}
+    assert used == set(code_families(REPO)), "a code family no stage uses, or a key with no family"
 
 
 def test_report_depends_on_every_papers_claims(dvc):

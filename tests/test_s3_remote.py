@@ -134,8 +134,7 @@ def test_push_clone_pull_through_s3(tmp_path, s3_server):
     # the data folder outside the repo, so DVC never caches it): the only thing a pull can't bring
     status = dvc(clone, "status", TARGET)
     changed = set(re.findall(r"(?:deleted|modified|new):\s+(\S+)", status))
-    assert changed <= {"data/resolved", "data/resolved/local", "data/resolved/seed.json",
-                       f"data/resolved/params/{TARGET}.json", f"data/resolved/code/{TARGET}.json"}, status
+    assert changed <= {"data/resolved", "data/resolved/local", f"data/resolved/keys/{TARGET}.json"}, status
     repro = dvc(clone, "repro", TARGET)
     assert re.search(rf"Stage '{TARGET}' didn't change", repro), repro
     ran = re.findall(r"Running stage '([^']+)'", repro)

@@ -1,39 +1,47 @@
-"""The ``resolve`` stage: what the active profile means, as files DVC can track.
+"""The ``resolve`` stage: what each stage's result depends on, as one key file per stage.
 
-Two things a stage reads are invisible to DVC's own params/deps tracking, and a third is costly to track:
+A DVC dependency costs per entry, not per byte: each is an object built twice, hashed and
+read-locked several times on every ``dvc status`` / ``dvc repro``. So each stage depends on one
+file this stage writes, ``data/resolved/keys/<stage>.json``, beside the data it reads, instead
+of the 4-8 entries (seed, params sections, script, code folders) that key stands for. A key is
+what would change the stage's result; its parts:
 
-1. **Its effective params section.** params.yaml holds each section's smoke values and each
-   profile's overrides; a stage runs on the section merged with the active profile's
-   overrides. Depending on ``profile`` itself would rerun every stage on a profile switch,
-   even those whose values do not change (the theory demo). So this stage writes each
-   section's merged values to ``data/resolved/params/<section>.json``, and each stage depends
-   on its own file: a switch reruns exactly the stages whose values change.
-2. **The external data folder.** The ``local`` source reads ``download.local_dir``
-   (../shared/data), outside the repository. When the active profile reads it,
-   ``data/resolved/local`` is a symbolic link to it; otherwise (smoke: generated data only,
-   whatever lies beside the checkout) an empty folder. The download stage depends on
-   ``data/resolved/local``; DVC hashes the files behind the link, so a changed data file
-   reruns the download stage, and then exactly the stages whose ``data/tasks/<task>``
-   changed. A missing folder gives an empty folder too: the download stage then stops with
-   the message naming it (arkbench.data.download.check_local_dir).
-3. **The code a stage runs, as one file.** DVC's cost of a dependency is mostly per entry, not
-   per byte: each dep is an object built twice, hashed (a folder: a tree of its files) and
-   read-locked several times on every `dvc status` / `dvc repro`. With 5-8 code folders and
-   files listed in each of ~45 stages, that was a quarter of a no-op repro's CPU time. So this
-   stage hashes each stage family's code (:func:`code_families`: the folders and files it loads,
-   whole packages where simpler; the core families here, a paper's in its manifest's ``code``) into ``data/resolved/code/<family>.json`` (sha-256 per file,
-   leaving out what .dvcignore leaves out: byte-code, editor and OS files), and each stage
-   depends on its family's file: an edit reruns this stage (it depends on all of src/arkbench),
-   which rewrites exactly the key files whose code changed, which rerun exactly the stages that
-   load it. tests/test_dvc_deps.py expands the keys and checks they cover every module a stage
-   can load.
+1. **The params sections it runs on, merged with the active profile.** params.yaml holds each
+   section's smoke values and each profile's overrides (``<section>.profiles.<profile>``); a stage
+   runs on the merge (arkbench.config.effective_section, the one implementation). Depending on
+   ``profile`` itself would rerun every stage on a profile switch, even those whose values do not
+   change (the theory demo): a key holds merged values, so a switch reruns exactly the stages whose
+   values change.
+2. **The global seed** (and, for the report, the profile's name: it prints it and judges claims by it).
+3. **Its script and the code its family loads.** The sha-256 of ``stages/<stage>.py`` and of every
+   file of its code family (:func:`code_families`: the folders and files it loads, whole packages
+   where simpler; the core families here, a paper's in its manifest's ``code``), leaving out what
+   .dvcignore leaves out (byte-code, editor and OS files). tests/test_dvc_deps.py expands the keys
+   and checks they cover every module a stage can load.
 
-The stage depends on params.yaml, src/arkbench and .dvcignore only, imports only PyYAML, arkbench.config (whose
-merge, ``<section>.profiles.<profile>`` over the section, it shares with every stage; ~0.4 s;
-it lives outside arkbench.data so `datasets` is not imported) and the papers' manifests (plain
-data: each paper's stage families), and rewrites a file only when
-its content changes. A bad profile name stops it with the message naming the key. Its output is not cached (``cache: false``): it is
-re-derived in 0.2 s, and DVC must never move the linked data folder into its cache.
+Which sections and family a stage's key covers is declared in ``stages/keys.yaml`` (``stage:
+{params: [sections], code: family}``, plus ``script:`` when it is not ``stages/<stage>.py`` and
+``profile: true`` for the report): DVC refuses dvc.yaml as a dependency, and this stage depends on
+the stages/ folder. An edit to params.yaml, stages/ (a script or keys.yaml), src/arkbench or
+.dvcignore reruns this stage (~0.3 s), which rewrites exactly the keys whose content changed (a
+file is rewritten only then), which rerun exactly the stages that read them.
+
+It also writes:
+
+- ``data/resolved/profile.json``: the active profile's name, which the report reads.
+- ``data/resolved/local``: the external data folder. The ``local`` source reads
+  ``download.local_dir`` (../shared/data), outside the repository. When the active profile reads
+  it, this is a symbolic link to it; otherwise (smoke: generated data only, whatever lies beside the
+  checkout) an empty folder. The download stage depends on it; DVC hashes the files behind the link,
+  so a changed data file reruns the download stage, and then exactly the stages whose
+  ``data/tasks/<task>`` changed. A missing folder gives an empty folder too: the download stage
+  then stops with the message naming it (arkbench.data.download.check_local_dir).
+
+It imports only PyYAML, arkbench.config (the merge, ~0.4 s; it lives outside arkbench.data so
+`datasets` is not imported) and the papers' manifests (plain data). A bad profile name, or a
+malformed stages/keys.yaml entry (an unknown field, section, code family or script) stops it with a
+message naming the file, the stage and the key. Its output is not cached (``cache: false``): it is re-derived in 0.3 s, and DVC
+must never move the linked data folder into its cache.
 """
 from __future__ import annotations
 
@@ -41,6 +49,8 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +68,7 @@ SHARED_CODE: dict[str, list[str]] = {
 }
 # The core stage families (repo-relative; a folder means every file under it). A paper's stage
 # families come from its manifest (arkbench.papers.Paper.code); code_families() joins both.
-# dvc.yaml: each stage depends on data/resolved/code/<family>.json instead of these paths.
+# stages/keys.yaml names each stage's family; its key file holds the family's file digests.
 CORE_CODE: dict[str, list[str]] = {
     "download": ["src/arkbench/data", "src/arkbench/utils.py"],
     "pretrain": SHARED_CODE["encoder"],
@@ -156,28 +166,123 @@ def _write_if_changed(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def run(params_file: str = "params.yaml", out_dir: str = "data/resolved") -> dict[str, Any]:
-    """Write params/<section>.json for every section (dropping stale ones), seed.json, profile.json and
-    the `local` link."""
+KEYS_FILE = "stages/keys.yaml"
+SCRIPT = re.compile(r"stages/[\w/-]+\.py")
+KEY_FIELDS = {"params", "code", "script", "profile"}   # what a stages/keys.yaml entry may hold
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What the key of DVC stage `stage` covers (its stages/keys.yaml entry)."""
+
+    stage: str
+    script: str               # stages/<stage>.py unless the entry names another
+    params: tuple[str, ...]   # params sections, each merged with the active profile
+    code: str                 # code family (code_families())
+    profile: bool = False     # the active profile's name (the report only)
+
+
+def key_specs(keys_file: str | Path = KEYS_FILE) -> dict[str, KeySpec]:
+    """Every entry of `keys_file` as a KeySpec. A malformed entry is an error naming the file and the
+    stage: an unknown field, params that are not a non-empty list of names, a code family that is not
+    a name, a script that is not a stages/*.py file."""
+    import yaml
+
+    keys_file = Path(keys_file)
+    raw = yaml.safe_load(keys_file.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{keys_file}: expected a mapping of stage name -> {{params, code}}")
+    specs: dict[str, KeySpec] = {}
+    for name, entry in raw.items():
+        where = f"{keys_file}: stage {name!r}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected {{params: [<section>, ...], code: <family>}}, got {entry!r}")
+        unknown = set(entry) - KEY_FIELDS
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} (allowed: {sorted(KEY_FIELDS)})")
+        params = entry.get("params")
+        if not (isinstance(params, list) and params and all(isinstance(p, str) for p in params)):
+            raise ValueError(f"{where}: params must be a non-empty list of params sections, got {params!r}")
+        if not isinstance(entry.get("code"), str):
+            raise ValueError(f"{where}: code must name a code family, got {entry.get('code')!r}")
+        script = entry.get("script", f"stages/{name}.py")
+        if not (isinstance(script, str) and SCRIPT.fullmatch(script)):
+            raise ValueError(f"{where}: script must be a stages/*.py file, got {script!r}")
+        specs[name] = KeySpec(name, script, tuple(params), entry["code"], bool(entry.get("profile", False)))
+    return specs
+
+
+def stage_key(spec: KeySpec, raw: dict[str, Any], families: dict[str, list[str]], root: Path = Path("."),
+              patterns: list[str] | None = None, digests: dict[str, str] | None = None,
+              keys_file: str | Path = KEYS_FILE) -> dict[str, Any]:
+    """The content of data/resolved/keys/<stage>.json: everything but data that changes the stage's result."""
+    where = f"{keys_file}: stage {spec.stage!r}:"
+    sections = section_names(raw)
+    for s in spec.params:
+        if s not in sections:
+            raise ValueError(f"{where} params names {s!r}, which is not a section of params.yaml "
+                             f"(sections: {', '.join(sections)})")
+    if spec.code not in families:
+        raise ValueError(f"{where} code names {spec.code!r}, which is not a code family "
+                         f"(arkbench.resolve.code_families: {', '.join(families)})")
+    if not (Path(root) / spec.script).is_file():
+        raise ValueError(f"{where} script {spec.script!r} does not exist")
+    script = code_key([spec.script], root, patterns, digests)["files"]
+    key: dict[str, Any] = {"stage": spec.stage, "seed": raw.get("seed", 0)}
+    if spec.profile:
+        key["profile"] = raw.get("profile", "smoke")
+    key["params"] = {s: effective_section(raw, s) for s in spec.params}
+    key["script"] = script
+    key["code"] = {"family": spec.code, **code_key(families[spec.code], root, patterns, digests)}
+    return key
+
+
+def write_stage_keys(raw: dict[str, Any], out_dir: str = "data/resolved", root: Path = Path("."),
+                     code: dict[str, list[str]] | None = None) -> list[str]:
+    """Write keys/<stage>.json for every entry of `root`/stages/keys.yaml (dropping stale ones); a file
+    is rewritten only when its content changes. Every key is built before any is written, so a bad
+    entry leaves the old keys as they were. Returns the stage names."""
+    keys_file = Path(root) / KEYS_FILE
+    specs = key_specs(keys_file)
+    families = code_families(root) if code is None else code
+    patterns = ignore_patterns(Path(root) / ".dvcignore")
+    digests: dict[str, str] = {}   # shared: the encoder's files appear in most keys
+    keys = {name: stage_key(spec, raw, families, Path(root), patterns, digests, keys_file)
+            for name, spec in specs.items()}
+    out = Path(out_dir) / "keys"
+    for name, key in keys.items():
+        _write_if_changed(out / f"{name}.json", key)
+    for stale in out.glob("*.json"):
+        if stale.stem not in keys:
+            stale.unlink()
+    return list(keys)
+
+
+# what earlier layouts of data/resolved held (one dep per params section, per code family, the seed):
+# data/resolved is persistent, so resolve removes them itself
+_FORMER = ("params", "code", "seed.json")
+
+
+def run(params_file: str = "params.yaml", out_dir: str = "data/resolved", root: str = ".") -> dict[str, Any]:
+    """Write keys/<stage>.json for every entry of stages/keys.yaml, profile.json and the `local` link."""
+    import shutil
+
     from arkbench.config import globals_, read_params
 
     raw = read_params(params_file)
     globals_(raw, params_file)   # the active profile is one of the declared `profiles`
     out = Path(out_dir)
-    names = section_names(raw)
-    for name in names:
-        _write_if_changed(out / "params" / f"{name}.json", effective_section(raw, name))
-    for stale in (out / "params").glob("*.json"):
-        if stale.stem not in names:
-            stale.unlink()
-    # the global seed every stage reads, as a file dep: a `params: [seed]` entry per stage made
-    # DVC parse the whole params.yaml once per stage (~45 parses, most of a no-op `dvc repro`)
-    _write_if_changed(out / "seed.json", {"seed": raw.get("seed", 0)})
-    # the active profile's name, for the report (which prints it and judges claims by it): the same
-    # one parse of params.yaml fewer on every `dvc repro` as a `params: [profile]` entry would cost
+    stages = write_stage_keys(raw, out_dir, Path(root))
+    for former in _FORMER:
+        p = out / former
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    # the active profile's name, for the report (which prints it and judges claims by it)
     _write_if_changed(out / "profile.json", {"profile": raw.get("profile", "smoke")})
     linked = link_local(effective_section(raw, "download"), out / "local")
-    return {"sections": names, "local": linked}
+    return {"sections": section_names(raw), "stages": stages, "local": linked}
 
 
 def ignore_patterns(dvcignore: Path) -> list[str]:
@@ -236,19 +341,3 @@ def code_key(paths: list[str], root: Path = Path("."), patterns: list[str] | Non
                 digests[rel_f] = hashlib.sha256(f.read_bytes()).hexdigest()
             files[rel_f] = digests[rel_f]
     return {"paths": list(paths), "files": dict(sorted(files.items()))}
-
-
-def write_code_keys(out_dir: str = "data/resolved", code: dict[str, list[str]] | None = None,
-                    root: Path = Path(".")) -> list[str]:
-    """Write code/<family>.json for every family of `code` (default code_families()), dropping stale
-    ones; a file is rewritten only when its content changes. Returns the families."""
-    code = code_families(root) if code is None else code
-    patterns = ignore_patterns(root / ".dvcignore")
-    out = Path(out_dir) / "code"
-    digests: dict[str, str] = {}   # shared: the encoder's files appear in seven families
-    for family, paths in code.items():
-        _write_if_changed(out / f"{family}.json", code_key(paths, root, patterns, digests))
-    for stale in out.glob("*.json"):
-        if stale.stem not in code:
-            stale.unlink()
-    return list(code)

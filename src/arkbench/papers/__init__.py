@@ -12,7 +12,7 @@ No central list names a paper. :func:`papers` imports every ``arkbench.papers.<n
     models          which modules register encoder plugins Paper.plugins
     data            which modules register tasks           Paper.tasks
     tracking        the MLflow experiment of section S     Paper.experiment + experiment_description()
-    resolve         the code keys of its DVC stages        Paper.code
+    resolve         the code in its DVC stages' keys       Paper.code
     report          the claims of every paper              Paper.claims_file()
 
 A paper is also found on any extra path appended to ``arkbench.papers.__path__`` (the
@@ -40,9 +40,10 @@ class Paper:
     plugins: tuple[str, ...] = ()               # modules registering mixers / attention biases / fusions
     tasks: tuple[str, ...] = ()                 # modules registering data tasks (arkbench.data.register_task)
     code: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # ^ DVC stage family -> the code its stages load, hashed into data/resolved/code/<family>.json by
-    #   the resolve stage: shared code by name (arkbench.resolve.SHARED_CODE: encoder, metrics,
-    #   outputs, utils) or paths relative to this folder ("." = all of it)
+    # ^ DVC stage family -> the code its stages load, hashed by the resolve stage into the key of each
+    #   stage of the family (data/resolved/keys/<stage>.json; stages/keys.yaml): shared code by name
+    #   (arkbench.resolve.SHARED_CODE: encoder, metrics, outputs, utils) or paths relative to this
+    #   folder ("." = all of it)
     experiment: str = ""                        # MLflow experiment; default "arkbench/<name>"
     claims: str = "claims.yaml"                 # claims file, relative to the paper's folder
     spec: str = ""                              # where the spec lives (/work/shared/papers/...)
