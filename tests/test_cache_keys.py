@@ -8,7 +8,9 @@
   i.e. code or params changed since it was written: regenerate it with `dvc repro`);
 - the pre-trained model folder, a dep of later stages, is byte-identical across two runs
   with the same params and seed (no tokens/s in meta.json); checked failing first with
-  the old meta.json that held tokens_per_s.
+  the old meta.json that held tokens_per_s; so are captioning's detection and graph folders
+  (their summary.json / meta.json held `seconds`, so a rerun of the detection reran phase 1,
+  phase 2 and the evaluation).
 
 The push -> clone -> pull -> `dvc repro` runs-nothing round trip is in
 tests/test_dvc_remote.py (local remote) and tests/test_s3_remote.py (S3).
@@ -109,3 +111,34 @@ def test_model_folder_is_byte_identical_across_runs(tmp_path):
     assert not differ, f"the model folder (a DVC dep of later stages) differs between identical runs: {differ}"
     meta = json.loads((folders[0] / "meta.json").read_text())
     assert "tokens_per_s" not in meta["metrics"] and "val_loss" in meta["metrics"]
+
+
+def test_captioning_data_folders_are_byte_identical_across_runs(tmp_path, monkeypatch):
+    """data/captioning/detect and data/captioning/graphs are deps of every later captioning stage: two
+    smoke runs with the same params and seed write the same bytes, even when the clock says the second
+    took longer (each time.time() call 5 s later). Checked failing first: summary.json and meta.json
+    held `seconds` (0.9 vs 2.6 s between two real runs); the stages still return it, for MLflow."""
+    import itertools
+    import shutil
+
+    from arkbench.config import stage_params
+    from arkbench.papers.captioning import stages as cap
+    from repo_copy import REPO
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    runs = []
+    for run in range(2):
+        if run == 1:
+            clock = itertools.count(1_000_000.0, 5.0)
+            monkeypatch.setattr(cap.time, "time", lambda: next(clock))
+        dp, gp = stage_params("captioning_detect", "params.yaml"), stage_params("captioning_graphs", "params.yaml")
+        got = {**cap.run_detect(dp, None), **cap.run_graphs(gp, None)}
+        assert "seconds" in got   # still reported (MLflow), just not written into the folders
+        folders = [Path(dp.out_dir), Path(gp.out_dir)]
+        runs.append({str(f): f.read_bytes() for d in folders for f in sorted(d.rglob("*")) if f.is_file()})
+        for d in folders:
+            shutil.rmtree(d)
+    assert runs[0].keys() == runs[1].keys() and len(runs[0]) >= 5
+    differ = [f for f in runs[0] if runs[0][f] != runs[1][f]]
+    assert not differ, f"captioning data folders (DVC deps of later stages) differ between identical runs: {differ}"
