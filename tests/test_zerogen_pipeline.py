@@ -254,5 +254,5 @@ def test_cpu_profile_sets_resolve_as_their_comments_say(repo_root):
     movie, rte, qa = p.synth_for("movie"), p.synth_for("rte"), p.synth_for("qa")
     assert movie.per_label == rte.per_label == p.synth.per_label == 8
     assert rte.x2.decay_constant == 200.0 and movie.x2.decay_constant == 0.0
-    assert rte.n_contexts * 2 * rte.per_label >= 100          # enough raw pairs to keep ~100 rows
+    assert rte.n_contexts * 2 * rte.per_label >= 90   # ~60 rows kept (64 % in the seventh cpu run); the QA keys gave 24
     assert (qa.per_label, qa.answers_per_context, qa.one_per_answer) == (1, 4, True)
