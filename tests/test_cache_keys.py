@@ -142,3 +142,37 @@ def test_captioning_data_folders_are_byte_identical_across_runs(tmp_path, monkey
     assert runs[0].keys() == runs[1].keys() and len(runs[0]) >= 5
     differ = [f for f in runs[0] if runs[0][f] != runs[1][f]]
     assert not differ, f"captioning data folders (DVC deps of later stages) differ between identical runs: {differ}"
+
+
+def test_autobert_ranking_deps_are_byte_identical_across_supernet_runs(tmp_path, monkeypatch):
+    """autobert_ranking reruns only when what it reads changes: two smoke runs of autobert_supernet with
+    the same params and seed, the second on a clock 5 s faster per call, write the same bytes for every
+    ranking dep that supernet writes. metrics/autobert_zero/supernet.json holds wall-clock seconds
+    (prep_s, time_s) and must stay out of them: ranking reads the supernet's step count from proxy.pt.
+    Checked failing first with supernet.json back among ranking's deps."""
+    import itertools
+    import shutil
+    import types
+
+    from arkbench.config import stage_params
+    from arkbench.papers.autobert_zero import stages as ab
+    from repo_copy import REPO
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["autobert_ranking"]["deps"]
+    p = stage_params("autobert_supernet", "params.yaml").model_copy(update={"supernet_steps": 4})
+    ctx = types.SimpleNamespace(seed=0, log_metrics=lambda *a, **k: None)
+    runs = []
+    for run in range(2):
+        if run == 1:
+            clock = itertools.count(1_000_000.0, 5.0)
+            monkeypatch.setattr(ab.time, "perf_counter", lambda: next(clock))
+        got = ab.run_supernet(p, ctx)
+        runs.append({d: Path(d).read_bytes() for d in deps if Path(d).is_file()})
+        assert got["prep_s"] > 0 and Path(p.metrics_dir, "supernet.json").is_file()
+        shutil.rmtree(p.model_dir)
+        shutil.rmtree(p.metrics_dir)
+    assert "models/autobert_zero/proxy.pt" in runs[0], "ranking's deps no longer name the supernet's weights"
+    differ = [d for d in runs[0] if runs[0][d] != runs[1][d]]
+    assert not differ, f"autobert_ranking deps differ between identical supernet runs: {differ}"

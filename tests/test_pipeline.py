@@ -87,6 +87,8 @@ def test_repro_noop_exp_run_and_pull(tmp_path: Path) -> None:
     results = json.loads((origin / "reports/results.json").read_text())
     html = (origin / "reports/index.html").read_text()
     assert results["claims"] and "<img" in html and "src=\"http" not in html
+    ranking = json.loads((origin / "metrics/autobert_zero/ranking.json").read_text())
+    assert ranking["supernet_steps"] == 2   # shrink()'s; read from proxy.pt, not the supernet's timed metrics
 
     # MLflow: one run per stage with metrics, all under one parent run of this repro
     from mlflow import MlflowClient

@@ -158,7 +158,7 @@ def run_supernet(p: SupernetParams, ctx) -> dict[str, Any]:
                                  require_mixing=space["require_mixing"])
     tmp = out / "proxy.pt.tmp"
     torch.save({"data": data.__dict__, "supernet": state, "proxy": cfg.__dict__, "space": space,
-                "seed": seed, "corpus": what}, tmp)
+                "seed": seed, "corpus": what, "supernet_steps": int(info["steps"])}, tmp)
     tmp.replace(out / "proxy.pt")
     # the DSL facts the claims registry reads (no training involved)
     from arkbench.models import EncoderConfig
@@ -425,9 +425,9 @@ def run_ranking(p: RankingParams, ctx) -> dict[str, Any]:
             archs.append(a)
     out = ranking_study(data, cfg, supernet, archs, p.seed, p.proxy_steps, p.reference_steps, log=ctx.log_metrics)
     _write_json(Path(p.plots_dir) / "ranking_rows.json", out["rows"])
-    sup = json.loads((Path(p.metrics_dir) / "supernet.json").read_text()) if (
-        Path(p.metrics_dir) / "supernet.json").exists() else {}
-    sup_steps = sup.get("supernet", {}).get("steps", 0)
+    # from proxy.pt (a dep), not supernet.json: that one holds wall-clock seconds, so reading it would
+    # rerun this stage whenever the supernet stage reran with the same weights
+    sup_steps = int(blob["supernet_steps"])
     metrics = {"n": out["n"], "proxy_steps": p.proxy_steps, "reference_steps": p.reference_steps,
                "tau_biws": out["tau"]["proxy_biws"]["tau"], "tau_scratch": out["tau"]["proxy_scratch"]["tau"],
                "p_biws": out["tau"]["proxy_biws"]["p"], "p_scratch": out["tau"]["proxy_scratch"]["p"],
