@@ -8,9 +8,11 @@ the run's `dvc repro` / `dvc exp run` output with a `HH:MM:SS ` timestamp before
 (`... | while read -r l; do printf '%s %s\\n' "$(date +%T)" "$l"; done`) and a last line
 `RC=<status> WALL=<seconds>s`. Written (each to a temp name, then renamed):
 
-    docs/results/<profile>/results.md, results.json, zerogen_table.md   the report
-    docs/results/<profile>/plots/*.png                                  its plots
-    docs/results/<profile>/README.md   commit, date, machine, wall time, per-stage and per-part times
+    docs/results/<profile>/results.md, results.json   the report
+    docs/results/<profile>/<paper>_table.md           each paper's own tables (its manifest's `tables`)
+    docs/results/<profile>/plots/*.png                its plots
+    docs/results/<profile>/README.md   commit, date, machine, wall time, per-stage and per-part times,
+                                       and --findings (a Markdown file: what the run shows, written by hand)
 
 The per-stage time is the gap between a stage's "Running stage" line and the next one (the
 last stage ends at the log's last timestamped line), so it includes DVC's own bookkeeping.
@@ -59,6 +61,20 @@ def part_of(stage: str) -> str:
     return base
 
 
+def paper_tables() -> dict[str, tuple[str, str]]:
+    """{file name in the snapshot: (paper, workspace path)} from every paper manifest's `tables`."""
+    from arkbench.papers import papers
+
+    out: dict[str, tuple[str, str]] = {}
+    for p in papers().values():
+        for name, src in p.tables.items():
+            if name in out:
+                raise ValueError(f"snapshot table name {name!r} is declared by papers {out[name][0]!r} and "
+                                 f"{p.name!r} (manifest `tables`): names must differ")
+            out[name] = (p.name, src)
+    return out
+
+
 def _write(path: Path, text: str | None = None, src: Path | None = None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if src is not None:
@@ -75,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--note", default="", help="a line on the machine's load or anything unusual")
     ap.add_argument("--out", type=Path, default=None, help="default: docs/results/<profile> of this repository")
+    ap.add_argument("--findings", type=Path, default=None,
+                    help="Markdown appended to README.md under 'What this run shows' (read before anything is written)")
     a = ap.parse_args(argv)
     ws, repo = a.workspace.resolve(), Path(__file__).resolve().parents[1]
     rep = ws / "reports"
@@ -89,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     rc, wall = int(end[1]), int(end[2])
+    tables = paper_tables()
+    missing = [f"{ws / src} ({paper}'s {name})" for name, (paper, src) in tables.items()
+               if not (ws / src).is_file()]
+    if missing:
+        print(f"snapshot: paper table not found: {', '.join(missing)}: the run did not write it", file=sys.stderr)
+        return 2
+    if a.findings is not None and not a.findings.is_file():
+        print(f"snapshot: --findings {a.findings}: no such file", file=sys.stderr)
+        return 2
+    findings = a.findings.read_text().strip() if a.findings is not None else ""
     commit = subprocess.run(["git", "-C", str(ws), "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=True).stdout.strip()
     results = json.loads((rep / "results.json").read_text())
@@ -96,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for old in (out / "plots").glob("*.png"):
         old.unlink()
-    for f in ("results.md", "results.json", "zerogen_table.md"):
-        if (rep / f).is_file():
-            _write(out / f, src=rep / f)
+    for f in ("results.md", "results.json"):
+        _write(out / f, src=rep / f)
+    for name, (_, src) in tables.items():
+        _write(out / name, src=ws / src)
     pngs = sorted((rep / "plots").glob("*.png"))
     for p in pngs:
         _write(out / "plots" / p.name, src=p)
@@ -119,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = [f"# `{a.profile}` profile results snapshot", "",
            f"The report of one complete `dvc exp run -S profile={a.profile}` on a clean clone: "
            "[results.md](results.md) (the claims table), [results.json](results.json), "
-           "[zerogen_table.md](zerogen_table.md) and [plots/](plots/). "
+           + "".join(f"[{name}]({name}), " for name in tables)
+           + "and [plots/](plots/). "
            "Regenerate with `scripts/snapshot_results.py` after a full run whenever a paper lands.", "",
            "| | |", "| --- | --- |",
            f"| commit | `{commit[:12]}` (committed {date}) |",
@@ -137,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     doc += ["", "## Time per stage", "", "(from the stage's start to the next stage's start: DVC's own "
             "bookkeeping included)", "", "| stage | seconds |", "| --- | --- |"]
     doc += [f"| `{name}` | {s} |" for name, s in times]
+    if findings:
+        doc += ["", "## What this run shows", "", findings]
     _write(out / "README.md", "\n".join(doc) + "\n")
     print(f"snapshot: {out} ({len(pngs)} plots, {len(times)} stages, wall {wall} s, exit {rc})")
     return 0

@@ -44,6 +44,9 @@ class Paper:
     #   stage of the family (data/resolved/keys/<stage>.json; stages/keys.yaml): shared code by name
     #   (arkbench.resolve.SHARED_CODE: encoder, metrics, outputs, utils) or paths relative to this
     #   folder ("." = all of it)
+    tables: dict[str, str] = field(default_factory=dict)
+    # ^ the paper's own result tables (its layout, ours beside the paper's numbers): file name in a results
+    #   snapshot (docs/results/<profile>/, scripts/snapshot_results.py) -> the DVC output that holds it
     experiment: str = ""                        # MLflow experiment; default "arkbench/<name>"
     claims: str = "claims.yaml"                 # claims file, relative to the paper's folder
     spec: str = ""                              # where the spec lives (/work/shared/papers/...)

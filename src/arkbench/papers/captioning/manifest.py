@@ -15,5 +15,6 @@ PAPER = Paper(
     plugins=(),            # no encoder plugins: graph conv + LSTM models of its own (model.py)
     tasks=(),              # its data (Flickr8k, Flickr8k-CN, Tatoeba) are read by worlds.py, not the task registry
     code={"captioning": (".", "utils")},   # its stages load this folder and arkbench.utils only (no encoder)
+    tables={"captioning_table.md": "metrics/captioning/table.md"},   # each method x BLEU..CIDEr beside the paper's
     experiment="arkbench/captioning",
 )

@@ -15,5 +15,6 @@ PAPER = Paper(
         # the summary reads the grid's outputs only: no encoder, so a model edit does not rerun it
         "sparsebert_summary": ("summary.py", "table.py", "patterns.py", "outputs", "utils"),
     },
+    tables={"sparsebert_table.md": "plots/sparsebert/summary/table.md"},   # masks x tasks beside the paper's
     experiment="arkbench/sparsebert",
 )
