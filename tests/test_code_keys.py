@@ -188,12 +188,13 @@ def test_paper_code_families_come_from_the_manifests(monkeypatch):
     and a bad entry or a family defined twice is an error naming the manifest and the entry."""
     import arkbench.papers as papers_mod
     from arkbench.papers import Paper
-    from arkbench.resolve import CORE_CODE, SHARED_CODE
+    from arkbench.resolve import CORE_CODE, PAPER_PLUGINS, SHARED_CODE, paper_plugin_files
 
     fams = code_families(REPO)
     assert fams["captioning"] == ["src/arkbench/papers/captioning", "src/arkbench/utils.py"]
     assert fams["sparsebert_summary"][:1] == ["src/arkbench/papers/sparsebert/summary.py"]
-    assert fams["zerogen"] == [*SHARED_CODE["encoder"], *SHARED_CODE["metrics"]]
+    encoder = [f for e in SHARED_CODE["encoder"] for f in (paper_plugin_files(REPO) if e == PAPER_PLUGINS else [e])]
+    assert fams["zerogen"] == [*encoder, *SHARED_CODE["metrics"], "src/arkbench/papers/zerogen"]
     declared = {f for p in papers_mod.papers().values() for f in p.code}
     assert set(fams) == set(CORE_CODE) | declared and not set(CORE_CODE) & declared
 
@@ -206,3 +207,29 @@ def test_paper_code_families_come_from_the_manifests(monkeypatch):
     monkeypatch.setattr(papers_mod, "papers", lambda: {"zerogen": twice})
     with pytest.raises(ValueError, match="zerogen/manifest.py: code family 'pretrain' is already defined"):
         code_families(REPO)
+
+
+def test_a_papers_stage_code_keys_only_its_own_stages():
+    """The encoder family holds every paper's plugin modules (the model registry imports them) and
+    what they import, not whole paper folders: an edit to a paper's stage code reruns that paper's
+    stages (and the report, which reads every paper's folder), while an edit to a plugin, or to a
+    module a plugin imports, reruns every stage that builds an encoder. Checked failing first with
+    the encoder family holding all of src/arkbench/papers (pretrain keyed on zerogen/stages.py)."""
+    fams = code_families(REPO)
+    specs = key_specs(REPO / "stages/keys.yaml")   # key name (a dvc.yaml stage or matrix) -> what it covers
+    files = {fam: set(code_key(paths, REPO)["files"]) for fam, paths in fams.items()}
+
+    def rerun(path: str) -> set[str]:
+        return {name for name, spec in specs.items() if spec.code and path in files[spec.code]}
+
+    everything = set(specs)
+    zerogen = {s for s in everything if s.startswith("zerogen_")}
+    autobert = {s for s in everything if s.startswith("autobert_")}
+    assert rerun("src/arkbench/papers/zerogen/stages.py") == zerogen | {"report"}
+    assert rerun("src/arkbench/papers/autobert_zero/search.py") == autobert | {"report"}
+    encoder = rerun("src/arkbench/papers/oversmoothing/fusion.py")   # a plugin: registers the fusions
+    assert {"pretrain", "finetune", "finetune_ref", "oversmoothing_fusion", "zerogen_train",
+            "autobert_supernet", "sparsebert_grid", "report"} <= encoder
+    assert not encoder & {"download", "captioning_phase1", "sparsebert_summary"}
+    # autobert_zero.modules (a plugin) imports graph.py, which its manifest does not name
+    assert rerun("src/arkbench/papers/autobert_zero/graph.py") == encoder

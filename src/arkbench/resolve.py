@@ -58,9 +58,10 @@ GLOBAL_KEYS = ("profile", "seed", "profiles", "vars")
 
 # Shared code a stage family loads, by name: the core families below and each paper's manifest
 # (`Paper.code`) list these names, never the paths, so moving a shared module is one edit here.
+PAPER_PLUGINS = "<paper plugins>"   # expanded by code_families() into paper_plugin_files()
 SHARED_CODE: dict[str, list[str]] = {
     "encoder": ["src/arkbench/data", "src/arkbench/models",
-                "src/arkbench/papers",          # the model registry imports every paper's plugins
+                PAPER_PLUGINS,                  # the model registry imports every paper's plugins
                 "src/arkbench/tokenization.py", "src/arkbench/training", "src/arkbench/utils.py"],
     "metrics": ["src/arkbench/metrics"],
     "outputs": ["src/arkbench/outputs.py"],
@@ -79,12 +80,68 @@ CORE_CODE: dict[str, list[str]] = {
 }
 
 
+def _module_file(mod: str, pkg_dir: Path) -> Path | None:
+    """src file of arkbench module `mod` (a module or a package's __init__.py), None if none."""
+    parts = mod.split(".")[1:]
+    for cand in (pkg_dir.joinpath(*parts).with_suffix(".py") if parts else None,
+                 pkg_dir.joinpath(*parts, "__init__.py")):
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
+def paper_plugin_files(root: Path = Path(".")) -> list[str]:
+    """The files of src/arkbench/papers that the model and data registries load, repo-relative and
+    sorted: the package's __init__.py; each paper's __init__.py and manifest.py (discovery imports
+    them); each module its manifest lists under `plugins` or `tasks`, then every arkbench.papers
+    module those import (every `import` statement, function-level ones too, followed
+    transitively), with the __init__.py of each package on the way. The rest of a paper's folder
+    (its stages, analysis, claims) belongs to its own family only, so an edit there reruns that
+    paper's stages and not every stage that builds an encoder. tests/test_dvc_deps.py checks the
+    keys still cover every module a stage loads."""
+    import ast
+
+    import arkbench
+    from arkbench.papers import papers
+
+    pkg_dir = Path(arkbench.__file__).resolve().parent
+    prefix = "arkbench.papers"
+    todo = [prefix]
+    for paper in papers().values():
+        todo += [f"{prefix}.{paper.name}", f"{prefix}.{paper.name}.manifest", *paper.plugins, *paper.tasks]
+    seen: set[str] = set()
+    files: set[Path] = set()
+    while todo:
+        mod = todo.pop()
+        if mod in seen or not (mod == prefix or mod.startswith(prefix + ".")):
+            continue
+        seen.add(mod)
+        f = _module_file(mod, pkg_dir)
+        if f is None:
+            continue
+        files.add(f)
+        parents = mod.split(".")
+        todo += [".".join(parents[:i]) for i in range(3, len(parents))]   # packages on the way
+        package = mod if f.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                todo += [base] + [f"{base}.{a.name}" for a in node.names]   # a name may be a submodule
+    rel = Path(root).resolve()
+    return sorted(Path(os.path.relpath(f, rel)).as_posix() for f in files)
+
+
 def code_families(root: Path = Path(".")) -> dict[str, list[str]]:
     """Stage family -> the repo-relative code paths its key hashes: CORE_CODE, then every paper's
-    `Paper.code` with shared names expanded (SHARED_CODE) and its own paths made repo-relative
-    (they are relative to the paper's folder; "." is the whole folder). A family named twice, or
-    a paper entry that names no shared code and no file of the paper, is an error naming the
-    manifest and the entry."""
+    `Paper.code` with shared names expanded (SHARED_CODE; the encoder's paper plugins into
+    paper_plugin_files()) and its own paths made repo-relative (they are relative to the paper's
+    folder; "." is the whole folder). A family named twice, or a paper entry that names no shared
+    code and no file of the paper, is an error naming the manifest and the entry."""
     from arkbench.papers import papers
 
     families = {name: list(paths) for name, paths in CORE_CODE.items()}
@@ -106,7 +163,9 @@ def code_families(root: Path = Path(".")) -> dict[str, list[str]]:
                         f"({', '.join(SHARED_CODE)}) nor a path under {paper.folder}")
                 paths.append(Path(os.path.relpath(own.resolve(), Path(root).resolve())).as_posix())
             families[family] = paths
-    return families
+    plugins = paper_plugin_files(root)
+    return {name: [f for p in paths for f in (plugins if p == PAPER_PLUGINS else [p])]
+            for name, paths in families.items()}
 
 
 def section_names(raw: dict[str, Any]) -> list[str]:

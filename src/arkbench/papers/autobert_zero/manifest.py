@@ -16,6 +16,6 @@ PAPER = Paper(
         "arkbench.papers.autobert_zero.biws",
     ),
     tasks=(),              # modules registering data tasks
-    code={"autobert": ("encoder",)},   # its stages' code key (arkbench.resolve): the encoder stack + this folder
+    code={"autobert": ("encoder", ".")},   # its stages' code key (arkbench.resolve): the encoder stack + this folder
     experiment="arkbench/autobert_zero",
 )

@@ -12,6 +12,6 @@ PAPER = Paper(
         "oversmoothing_fusion": "arkbench.papers.oversmoothing.stages",
     },
     plugins=("arkbench.papers.oversmoothing.fusion",),   # registers the concat / max / gate fusions
-    code={"oversmoothing": ("encoder", "metrics", "outputs")},   # its stages' code key (arkbench.resolve)
+    code={"oversmoothing": ("encoder", "metrics", "outputs", ".")},   # its stages' code key (arkbench.resolve)
     experiment="arkbench/oversmoothing",
 )

@@ -11,7 +11,7 @@ PAPER = Paper(
     },
     plugins=("arkbench.papers.sparsebert.masks",),   # registers the sparse_pattern / dam_u / dam_s biases
     code={   # stage family -> the code its stages load (arkbench.resolve code keys)
-        "sparsebert_grid": ("encoder", "metrics", "outputs"),
+        "sparsebert_grid": ("encoder", "metrics", "outputs", "."),   # + this folder
         # the summary reads the grid's outputs only: no encoder, so a model edit does not rerun it
         "sparsebert_summary": ("summary.py", "table.py", "patterns.py", "outputs", "utils"),
     },

@@ -14,7 +14,7 @@ PAPER = Paper(
     },
     plugins=(),            # no encoder plugins: its task models are LSTMs and stock MiniLM
     tasks=(),              # gold data come from the core registry (sst2, rotten_tomatoes, imdb, rte, ...)
-    code={"zerogen": ("encoder", "metrics")},   # its stages' code key (arkbench.resolve)
+    code={"zerogen": ("encoder", "metrics", ".")},   # its stages' code key (arkbench.resolve): + this folder
     tables={"zerogen_table.md": "reports/zerogen_table.md"},   # TC / QA table in the paper's layout
     experiment="arkbench/zerogen",
 )
