@@ -16,7 +16,6 @@ the static walk saw every arkbench module the import loaded.
 """
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from arkbench import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -40,35 +41,14 @@ def _exempt(mod: str) -> bool:
 
 
 def module_file(mod: str) -> Path | None:
-    base = SRC.joinpath(*mod.split("."))
-    for f in (base.with_suffix(".py"), base / "__init__.py"):
-        if f.is_file():
-            return f
-    return None
+    return resolve.module_file(mod, SRC)
 
 
 def _imports(file: Path, mod: str) -> set[str]:
-    """arkbench modules named by any import statement in `file` (module `mod`)."""
-    is_pkg = file.name == "__init__.py"
-    package = mod if is_pkg else mod.rpartition(".")[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(file.read_text(), str(file))):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.split(".")[0] == "arkbench")
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            if target.split(".")[0] != "arkbench":
-                continue
-            out.add(target)
-            for a in node.names:   # `from pkg import submodule`
-                if module_file(f"{target}.{a.name}") is not None:
-                    out.add(f"{target}.{a.name}")
-    return {m for m in out if module_file(m) is not None}
+    """arkbench modules named by any import statement in `file` (module `mod`): the library's static
+    walk (arkbench.resolve.imported_modules, which also keys the encoder's paper plugins); the last
+    test checks it against a real import."""
+    return resolve.imported_modules(file, mod, SRC)
 
 
 def _parents(mod: str) -> list[str]:

@@ -80,14 +80,40 @@ CORE_CODE: dict[str, list[str]] = {
 }
 
 
-def _module_file(mod: str, pkg_dir: Path) -> Path | None:
-    """src file of arkbench module `mod` (a module or a package's __init__.py), None if none."""
-    parts = mod.split(".")[1:]
-    for cand in (pkg_dir.joinpath(*parts).with_suffix(".py") if parts else None,
-                 pkg_dir.joinpath(*parts, "__init__.py")):
-        if cand is not None and cand.is_file():
-            return cand
+def module_file(mod: str, src: Path) -> Path | None:
+    """The file of module `mod` under the source root `src` (a module or a package's __init__.py)."""
+    base = src.joinpath(*mod.split("."))
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return f
     return None
+
+
+def imported_modules(file: Path, mod: str, src: Path) -> set[str]:
+    """arkbench modules named by any import statement in `file` (module `mod`), function-level ones
+    included, that have a file under `src`. tests/test_dvc_deps.py checks this static walk against
+    what a real import loads."""
+    import ast
+
+    package = mod if file.name == "__init__.py" else mod.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] == "arkbench")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "arkbench":
+                continue
+            out.add(target)
+            for a in node.names:   # `from pkg import submodule`
+                if module_file(f"{target}.{a.name}", src) is not None:
+                    out.add(f"{target}.{a.name}")
+    return {m for m in out if module_file(m, src) is not None}
 
 
 def paper_plugin_files(root: Path = Path(".")) -> list[str]:
@@ -99,12 +125,10 @@ def paper_plugin_files(root: Path = Path(".")) -> list[str]:
     (its stages, analysis, claims) belongs to its own family only, so an edit there reruns that
     paper's stages and not every stage that builds an encoder. tests/test_dvc_deps.py checks the
     keys still cover every module a stage loads."""
-    import ast
-
     import arkbench
     from arkbench.papers import papers
 
-    pkg_dir = Path(arkbench.__file__).resolve().parent
+    src = Path(arkbench.__file__).resolve().parents[1]
     prefix = "arkbench.papers"
     todo = [prefix]
     for paper in papers().values():
@@ -116,22 +140,13 @@ def paper_plugin_files(root: Path = Path(".")) -> list[str]:
         if mod in seen or not (mod == prefix or mod.startswith(prefix + ".")):
             continue
         seen.add(mod)
-        f = _module_file(mod, pkg_dir)
+        f = module_file(mod, src)
         if f is None:
             continue
         files.add(f)
-        parents = mod.split(".")
-        todo += [".".join(parents[:i]) for i in range(3, len(parents))]   # packages on the way
-        package = mod if f.name == "__init__.py" else mod.rpartition(".")[0]
-        for node in ast.walk(ast.parse(f.read_text(), str(f))):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join(up + ([node.module] if node.module else []))
-                todo += [base] + [f"{base}.{a.name}" for a in node.names]   # a name may be a submodule
+        parts = mod.split(".")
+        todo += [".".join(parts[:i]) for i in range(3, len(parts))]   # packages on the way
+        todo += imported_modules(f, mod, src)
     rel = Path(root).resolve()
     return sorted(Path(os.path.relpath(f, rel)).as_posix() for f in files)
 
